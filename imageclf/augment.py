@@ -1,0 +1,55 @@
+"""Augmentation levels 0/1/2 as Keras preprocessing layers, for images already rescaled to [0, 1]."""
+
+from __future__ import annotations
+
+import keras
+
+# level -> settings; the table in README.md ("Augmentation levels") is this dict.
+LEVELS: dict[int, dict[str, float]] = {
+    0: {},
+    1: {"zoom": 0.1, "rotation_deg": 5},
+    2: {"zoom": 0.1, "rotation_deg": 40, "hflip": 0.3, "vflip": 0.2, "width_shift": 0.2, "height_shift": 0.1,
+        "contrast": 0.3},
+}
+
+
+class RandomFlipWithProbability(keras.layers.Layer):
+    """Flip each image with a given probability (keras.layers.RandomFlip always uses 0.5)."""
+
+    def __init__(self, axis: str, probability: float, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.axis, self.probability, self.seed = axis, probability, seed
+        self.generator = keras.random.SeedGenerator(seed)
+
+    def call(self, images, training=True):
+        if not training:
+            return images
+        batch = keras.ops.shape(images)[0]
+        flip = keras.random.uniform((batch, 1, 1, 1), seed=self.generator) < self.probability
+        flipped = keras.ops.flip(images, axis=2 if self.axis == "horizontal" else 1)
+        return keras.ops.where(flip, flipped, images)
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis, "probability": self.probability, "seed": self.seed}
+
+
+def augmenter(level: int, seed: int) -> keras.Sequential | None:
+    """The augmentation pipeline for a level (None for level 0); deterministic for a given seed."""
+    if level not in LEVELS:
+        raise ValueError(f"augmentation level must be one of {sorted(LEVELS)}, got {level!r}")
+    cfg = LEVELS[level]
+    if not cfg:
+        return None
+    layers: list[keras.layers.Layer] = []
+    if "hflip" in cfg:
+        layers.append(RandomFlipWithProbability("horizontal", cfg["hflip"], seed=seed + 1))
+    if "vflip" in cfg:
+        layers.append(RandomFlipWithProbability("vertical", cfg["vflip"], seed=seed + 2))
+    layers.append(keras.layers.RandomRotation(cfg["rotation_deg"] / 360.0, fill_mode="constant", seed=seed + 3))
+    layers.append(keras.layers.RandomZoom(cfg["zoom"], fill_mode="constant", seed=seed + 4))
+    if "width_shift" in cfg:
+        layers.append(keras.layers.RandomTranslation(cfg["height_shift"], cfg["width_shift"], fill_mode="constant",
+                                                     seed=seed + 5))
+    if "contrast" in cfg:
+        layers.append(keras.layers.RandomContrast(cfg["contrast"], value_range=(0, 1), seed=seed + 6))
+    return keras.Sequential(layers, name=f"augment_level_{level}")

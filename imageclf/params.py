@@ -1,0 +1,167 @@
+"""Load params.yaml and validate it early, with messages that name the key and what was expected."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from imageclf.errors import UserError
+
+PARAMS_FILE = Path("params.yaml")
+
+
+@dataclass(frozen=True)
+class Field:
+    """One expected key: accepted types, optional choices / bounds, whether null is allowed."""
+
+    types: tuple[type, ...]
+    choices: tuple[Any, ...] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    nullable: bool = False
+    check: Callable[[Any], str | None] | None = None  # extra rule; returns a problem or None
+
+    def problem(self, value: Any) -> str | None:
+        if value is None:
+            return None if self.nullable else f"must be set ({self.describe()}), got null"
+        if isinstance(value, bool) and bool not in self.types:
+            return f"must be {self.describe()}, got {value!r}"
+        if not isinstance(value, self.types):
+            return f"must be {self.describe()}, got {value!r}"
+        if self.choices is not None and value not in self.choices:
+            return f"must be one of {', '.join(map(str, self.choices))}; got {value!r}"
+        if self.minimum is not None and value < self.minimum:
+            return f"must be >= {self.minimum}, got {value!r}"
+        if self.maximum is not None and value > self.maximum:
+            return f"must be <= {self.maximum}, got {value!r}"
+        return self.check(value) if self.check else None
+
+    def describe(self) -> str:
+        names = {bool: "true/false", int: "an integer", float: "a number", str: "a string",
+                 list: "a list", dict: "a mapping"}
+        text = " or ".join(names.get(t, t.__name__) for t in self.types)
+        return text + (" or null" if self.nullable else "")
+
+
+def _image_size(value: Any) -> str | None:
+    if isinstance(value, int) and value >= 8:
+        return None
+    if isinstance(value, list) and len(value) == 2 and all(isinstance(v, int) and v >= 8 for v in value):
+        return None
+    return f"must be an integer >= 8 or [height, width] of such integers, got {value!r}"
+
+
+def _fractions(value: Any) -> str | None:
+    if set(value) != {"train", "val", "test"}:
+        return f"must have exactly the keys train, val, test; got {sorted(value)}"
+    if any(not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0 for v in value.values()):
+        return f"values must be numbers >= 0, got {value}"
+    if abs(sum(value.values()) - 1.0) > 1e-6 or value["train"] <= 0:
+        return f"must sum to 1 with train > 0, got {value}"
+    return None
+
+
+NUMBER = (int, float)
+SOURCES = ("fashion-mnist", "elpv", "url", "folder", "kaggle")
+
+SCHEMA: dict[str, dict[str, Field]] = {
+    "data": {
+        "source": Field((str,), choices=SOURCES),
+        "path": Field((str,)),
+        "url": Field((str,), nullable=True),
+        "sha256": Field((str,), nullable=True),
+        "kaggle_dataset": Field((str,), nullable=True),
+        "labels": Field((str,), choices=("folder", "csv", "regex")),
+        "labels_csv": Field((str,), nullable=True),
+        "filename_regex": Field((str,), nullable=True),
+        "min_per_class": Field((int,), minimum=1),
+        "max_per_class": Field((int,), minimum=1, nullable=True),
+        "max_image_pixels": Field((int,), minimum=1),
+    },
+    "split": {
+        "seed": Field((int,)),
+        "fractions": Field((dict,), check=_fractions),
+        "drop_leaked": Field((bool,)),
+    },
+    "prepare": {
+        "image_size": Field((int, list), check=_image_size),
+        "color": Field((str,), choices=("rgb", "grayscale")),
+        "invert": Field((bool,)),
+        "resize": Field((str,), choices=("stretch", "pad", "crop")),
+        "offline_augment": Field((int,), minimum=0),
+        "offline_augment_level": Field((int,), choices=(1, 2)),
+        "shard_mb": Field(NUMBER, minimum=1),
+        "workers": Field((int,), minimum=0),
+        "seed": Field((int,)),
+    },
+}
+
+
+def validate_section(name: str, section: Any, schema: Mapping[str, Field], where: str = "params.yaml") -> dict:
+    """Check one mapping against its schema: unknown keys, missing keys and bad values are one-line errors."""
+    if not isinstance(section, dict):
+        raise UserError(f"{where}: '{name}' must be a mapping of keys, got {section!r}")
+    for key in section:
+        if key not in schema:
+            hint = difflib.get_close_matches(str(key), schema, n=1)
+            tip = f" (did you mean '{name}.{hint[0]}'?)" if hint else f"; known keys: {', '.join(schema)}"
+            raise UserError(f"{where}: unknown key '{name}.{key}'{tip}")
+    for key, field in schema.items():
+        if key not in section:
+            raise UserError(f"{where}: missing key '{name}.{key}' ({field.describe()}); add it to the file")
+        problem = field.problem(section[key])
+        if problem:
+            raise UserError(f"{where}: '{name}.{key}' {problem}")
+    return section
+
+
+def load(sections: tuple[str, ...], path: Path = PARAMS_FILE) -> dict[str, dict]:
+    """Read params.yaml and return the validated sections asked for."""
+    try:
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise UserError(f"{path}: not found; run the stage from the project root") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark else ""
+        raise UserError(f"{path}: not valid YAML{at}: {getattr(err, 'problem', err)}") from None
+    if not isinstance(raw, dict):
+        raise UserError(f"{path}: must be a mapping of sections, got {type(raw).__name__}")
+    out = {}
+    for name in sections:
+        if name not in raw:
+            raise UserError(f"{path}: missing section '{name}'")
+        out[name] = validate_section(name, raw[name], SCHEMA[name], str(path)) if name in SCHEMA else raw[name]
+    _cross_checks(out, str(path))
+    return out
+
+
+def _cross_checks(params: dict[str, dict], where: str) -> None:
+    data = params.get("data")
+    if not data:
+        return
+    needs = {"url": ("url", "sha256"), "kaggle": ("kaggle_dataset",)}
+    for key in needs.get(data["source"], ()):
+        if not data[key]:
+            raise UserError(f"{where}: data.source is '{data['source']}' but 'data.{key}' is not set")
+    if data["source"] == "url" and not _is_sha256(data["sha256"]):
+        raise UserError(f"{where}: 'data.sha256' must be 64 hex characters, got {data['sha256']!r}")
+    if data["labels"] == "csv" and not data["labels_csv"]:
+        raise UserError(f"{where}: data.labels is 'csv' but 'data.labels_csv' (path,label file) is not set")
+    if data["labels"] == "regex" and not data["filename_regex"]:
+        raise UserError(f"{where}: data.labels is 'regex' but 'data.filename_regex' is not set")
+
+
+def _is_sha256(text: str) -> bool:
+    return len(text) == 64 and all(c in "0123456789abcdefABCDEF" for c in text)
+
+
+def image_size(prepare: dict) -> tuple[int, int]:
+    """prepare.image_size as (height, width)."""
+    size = prepare["image_size"]
+    return (size, size) if isinstance(size, int) else (size[0], size[1])

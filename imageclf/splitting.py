@@ -1,0 +1,128 @@
+"""Assign every manifest row to train / val / test: shipped split lists, official test set, or stratified."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from imageclf.errors import UserError
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class SplitResult:
+    splits: dict[str, pd.DataFrame]
+    leakage: pd.DataFrame  # hash, split, path of content that occurs in more than one split
+    excluded: pd.DataFrame  # path, reason of rows left out of every split
+    notes: list[str]
+
+
+def split(manifest: pd.DataFrame, lists: dict[str, list[str]], fractions: dict[str, float], seed: int,
+          max_per_class: int | None, drop_leaked: bool) -> SplitResult:
+    """Split the manifest; see README 'split stage' for the rules."""
+    notes: list[str] = []
+    rng = np.random.default_rng(seed)
+    manifest = manifest.sort_values("path", kind="stable").reset_index(drop=True)
+    if lists:
+        assignment, excluded = _from_lists(manifest, lists)
+        notes.append(f"used the split lists shipped with the dataset: {', '.join(sorted(lists))}")
+    else:
+        assignment = pd.Series("", index=manifest.index)
+        pools = [manifest.index]
+        fr = dict(fractions)
+        if (manifest["official_split"] == "test").any():
+            official = manifest["official_split"] == "test"
+            assignment[official] = "test"
+            pools = [manifest.index[~official]]
+            if fr["test"] > 0:
+                notes.append(f"the source ships an official test set: split.fractions.test={fr['test']} ignored")
+            fr = {"train": fr["train"], "val": fr["val"], "test": 0.0}
+        for pool in pools:
+            assignment[pool] = _stratified(manifest.loc[pool], fr, rng)
+        excluded = pd.DataFrame(columns=["path", "reason"])
+    if max_per_class:
+        assignment = _cap(manifest, assignment, max_per_class, rng)
+    leakage, dropped = _leakage(manifest, assignment)
+    if drop_leaked and len(dropped):
+        assignment[dropped] = ""
+        excluded = pd.concat([excluded, pd.DataFrame({"path": manifest.loc[dropped, "path"],
+                                                      "reason": "same content as an image of an earlier split"})])
+    splits = {name: manifest[assignment == name].reset_index(drop=True) for name in SPLITS}
+    return SplitResult(splits, leakage, excluded.sort_values("path").reset_index(drop=True), notes)
+
+
+def _from_lists(manifest: pd.DataFrame, lists: dict[str, list[str]]) -> tuple[pd.Series, pd.DataFrame]:
+    """Use shipped lists exactly; names may be tree paths or bare file names (LEGO's validation.txt)."""
+    by_path = {p: i for i, p in enumerate(manifest["path"])}
+    by_name: dict[str, list[int]] = {}
+    for i, p in enumerate(manifest["path"]):
+        by_name.setdefault(p.rsplit("/", 1)[-1], []).append(i)
+    assignment = pd.Series("", index=manifest.index)
+    for split_name in ("test", "val", "train"):
+        for entry in lists.get(split_name, []):
+            entry = entry.replace("\\", "/").lstrip("./")
+            rows = [by_path[entry]] if entry in by_path else by_name.get(entry, [])
+            if not rows:
+                raise UserError(f"{split_name} split list: '{entry}' is not an image of the dataset (missing, or "
+                                "skipped: see reports/data/skipped.csv); fix the list or restore the file")
+            if len(rows) > 1:
+                raise UserError(f"{split_name} split list: '{entry}' matches {len(rows)} files; list tree paths")
+            if assignment[rows[0]] and assignment[rows[0]] != split_name:
+                raise UserError(f"split lists: '{entry}' is listed in both {assignment[rows[0]]} and {split_name}")
+            assignment[rows[0]] = split_name
+    unlisted = assignment == ""
+    if "train" not in lists:
+        assignment[unlisted] = "train"
+        unlisted[:] = False
+    excluded = pd.DataFrame({"path": manifest.loc[unlisted, "path"], "reason": "in no shipped split list"})
+    return assignment, excluded
+
+
+def _stratified(pool: pd.DataFrame, fr: dict[str, float], rng: np.random.Generator) -> list[str]:
+    """Per class: shuffle, then cut test and val counts (at least one each when their fraction is > 0)."""
+    out = pd.Series("", index=pool.index)
+    needed = [s for s in SPLITS if fr[s] > 0]
+    for rows in pool.groupby("label", sort=True).groups.values():
+        n = len(rows)
+        if n < len(needed):
+            name = pool.loc[rows[0], "class_name"]
+            raise UserError(f"class '{name}' has {n} images but split.fractions needs at least {len(needed)} "
+                            f"(one per split: {', '.join(needed)}); add images or change split.fractions")
+        order = rng.permutation(np.asarray(rows))
+        counts = {s: max(1, round(n * fr[s])) if fr[s] > 0 else 0 for s in ("test", "val")}
+        while counts["test"] + counts["val"] >= n:  # keep at least one training image
+            big = max(counts, key=counts.get)
+            counts[big] -= 1
+        out[order[: counts["test"]]] = "test"
+        out[order[counts["test"]: counts["test"] + counts["val"]]] = "val"
+        out[order[counts["test"] + counts["val"]:]] = "train"
+    return list(out)
+
+
+def _cap(manifest: pd.DataFrame, assignment: pd.Series, max_per_class: int, rng: np.random.Generator) -> pd.Series:
+    """data.max_per_class: keep at most that many train images per class, and val/test in proportion."""
+    out = assignment.copy()
+    train_counts = manifest[assignment == "train"].groupby("label").size()
+    for (split_name, label), rows in manifest.groupby([assignment, manifest["label"]]).groups.items():
+        if not split_name:
+            continue
+        share = len(rows) / max(train_counts.get(label, 1), 1)
+        keep = max_per_class if split_name == "train" else max(1, round(max_per_class * share))
+        if len(rows) > keep:
+            out[rng.choice(np.asarray(rows), len(rows) - keep, replace=False)] = ""
+    return out
+
+
+def _leakage(manifest: pd.DataFrame, assignment: pd.Series) -> tuple[pd.DataFrame, pd.Index]:
+    """Content in more than one split; the rows of later splits are the ones to drop."""
+    used = manifest.assign(split=assignment)[assignment != ""]
+    rank = used["split"].map({s: i for i, s in enumerate(SPLITS)})
+    spread = used.groupby("hash")["split"].nunique()
+    leaked = used[used["hash"].isin(spread[spread > 1].index)].assign(rank=rank)
+    first = leaked.groupby("hash")["rank"].transform("min")
+    dropped = leaked.index[leaked["rank"] > first]
+    report = leaked.sort_values(["hash", "rank", "path"])[["hash", "split", "path"]].reset_index(drop=True)
+    return report, dropped

@@ -1,0 +1,1 @@
+"""DVC stage entry points: `python -m stages.<name>`; each reads params.yaml and writes its declared outputs."""
