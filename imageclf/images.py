@@ -70,7 +70,7 @@ def to_array(img: Image.Image, size: tuple[int, int], color: str, resize: str, i
     img = to_8bit(img, color)
     height, width = size
     if resize == "stretch":
-        img = img.resize((width, height), Image.Resampling.BILINEAR, reducing_gap=3.0)
+        img = img.resize((width, height), Image.Resampling.BILINEAR)
     elif resize == "crop":
         img = ImageOps.fit(img, (width, height), Image.Resampling.BILINEAR, centering=(0.5, 0.5))
     else:  # pad: fit inside, letterbox with black

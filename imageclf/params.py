@@ -95,7 +95,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "resize": Field((str,), choices=("stretch", "pad", "crop")),
         "offline_augment": Field((int,), minimum=0),
         "offline_augment_level": Field((int,), choices=(1, 2)),
-        "shard_mb": Field(NUMBER, minimum=1),
+        "shard_mb": Field(NUMBER, minimum=0.001),
         "workers": Field((int,), minimum=0),
         "seed": Field((int,)),
     },

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import multiprocessing
 import shutil
+import sys
+import threading
 import zipfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +23,8 @@ from imageclf.shards import META, ShardWriter
 from imageclf.splitting import SPLITS
 
 _worker: dict = {}
+CHUNK = 64  # images per task sent to a worker
+IN_FLIGHT = 8 * CHUNK  # images handed out but not yet written
 
 
 def _init(raw_zip: str, size: tuple[int, int], prepare: dict, max_pixels: int) -> None:
@@ -33,6 +39,13 @@ def _convert(path: str) -> tuple[str, bytes | None, str]:
         return path, arr.tobytes(), ""
     except (ValueError, KeyError, OSError) as err:
         return path, None, str(err)
+
+
+def _throttled(paths: Iterable[str], slots: threading.Semaphore) -> Iterator[str]:
+    """Hand paths to the pool only while fewer than IN_FLIGHT results wait: memory stays flat with dataset size."""
+    for path in paths:
+        slots.acquire()
+        yield path
 
 
 def read_splits(split_dir: Path) -> tuple[dict[str, pd.DataFrame], list[str]]:
@@ -54,7 +67,8 @@ def build(raw_zip: Path, split_dir: Path, out_dir: Path, reports: Path, prepare:
     rng = np.random.default_rng(prepare["seed"])
     meta = {"shape": list(shape), "classes": classes, "label_bytes": 2, "splits": {}}
     skipped = []
-    ctx = multiprocessing.get_context("spawn")  # workers need only PIL; no TensorFlow state is forked
+    # fork starts workers at once; spawn only when TensorFlow (and its threads) already live in this process
+    ctx = multiprocessing.get_context("spawn" if "tensorflow" in sys.modules else "fork")
     initargs = (str(raw_zip), size, prepare, max_pixels)
     with ctx.Pool(workers(prepare["workers"]), initializer=_init, initargs=initargs) as pool:
         for split, frame in frames.items():
@@ -64,19 +78,22 @@ def build(raw_zip: Path, split_dir: Path, out_dir: Path, reports: Path, prepare:
             writer = ShardWriter(out_dir, split, shape, int(prepare["shard_mb"] * 2**20))
             copies = prepare["offline_augment"] if split == "train" else 0
             offline = _OfflineAugment(writer, copies, prepare["offline_augment_level"], prepare["seed"], shape)
-            labels = dict(zip(frame["path"], frame["label"], strict=True))
-            index = []
-            results = pool.imap(_convert, frame["path"], chunksize=16)
-            for path, pixels, reason in tqdm(results, total=len(frame), desc=f"prepare {split}", unit="img"):
-                if pixels is None:
-                    skipped.append((split, path, reason))
-                    continue
-                writer.write(labels[path], pixels)
-                index.append((path, labels[path], 0))
-                index.extend(offline.add(path, labels[path], pixels))
-            index.extend(offline.flush())
+            slots = threading.Semaphore(IN_FLIGHT)
+            results = pool.imap(_convert, _throttled(frame["path"], slots), chunksize=CHUNK)
+            with open(out_dir / f"{split}.csv", "w", newline="", encoding="utf-8") as fh:
+                index = csv.writer(fh)
+                index.writerow(["path", "label", "copy"])
+                progress = tqdm(results, total=len(frame), desc=f"prepare {split}", unit="img")
+                for (path, pixels, reason), label in zip(progress, frame["label"], strict=True):
+                    slots.release()
+                    if pixels is None:
+                        skipped.append((split, path, reason))
+                        continue
+                    writer.write(label, pixels)
+                    index.writerow((path, label, 0))
+                    index.writerows(offline.add(path, label, pixels))
+                index.writerows(offline.flush())
             meta["splits"][split] = writer.close()
-            pd.DataFrame(index, columns=["path", "label", "copy"]).to_csv(out_dir / f"{split}.csv", index=False)
     meta["skipped"] = len(skipped)
     (out_dir / META).write_text(json.dumps(meta, indent=1) + "\n")
     pd.DataFrame(skipped, columns=["split", "path", "reason"]).to_csv(reports / "prepare_skipped.csv", index=False)

@@ -1,0 +1,60 @@
+"""The real `dvc repro` on a tiny fixture, in a scratch git repository."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import ROOT, base_params, make_folder_tree
+
+PROJECT_FILES = ("dvc.yaml", "stages", "imageclf", ".dvcignore")
+
+
+def dvc(repo: Path, *args: str) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=repo, capture_output=True, text=True,
+                            env={"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": str(repo.parent),
+                                 "DVC_NO_ANALYTICS": "1", "PYTHONPATH": str(repo)})
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+def scratch_repo(tmp_path: Path, params: dict) -> Path:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for name in PROJECT_FILES:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(src, repo / name)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    for cmd in (["init", "-q"], ["config", "user.email", "t@example.com"], ["config", "user.name", "t"]):
+        subprocess.run(["git", *cmd], cwd=repo, check=True)
+    dvc(repo, "init", "-q")
+    return repo
+
+
+@pytest.fixture
+def tiny_params(tmp_path: Path) -> dict:
+    params = base_params()
+    root = make_folder_tree(tmp_path / "images", {"daisy": 8, "rose": 8})
+    params["data"].update(source="folder", path=str(root))
+    params["split"]["fractions"] = {"train": 0.5, "val": 0.25, "test": 0.25}
+    params["prepare"].update(image_size=12, workers=2)
+    return params
+
+
+def test_dvc_repro_runs_the_data_stages_then_is_a_no_op(tmp_path, tiny_params):
+    repo = scratch_repo(tmp_path, tiny_params)
+    first = dvc(repo, "repro")
+    for stage in ("download", "split", "prepare"):
+        assert f"Running stage '{stage}'" in first.stdout
+    assert (repo / "data/prepared/meta.json").exists()
+    metrics = dvc(repo, "metrics", "show", "--json").stdout
+    assert '"images": 16' in metrics
+    again = dvc(repo, "repro")
+    assert "Running stage" not in again.stdout and "up to date" in again.stdout

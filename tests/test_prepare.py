@@ -1,0 +1,124 @@
+"""prepare stage: conversions, resize policies, shards round trip, offline augmentation, and the tf.data loader."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import make_folder_tree, pattern_image
+from PIL import Image
+
+from imageclf import images
+from imageclf.shards import load_split
+
+
+@pytest.fixture
+def prepared(project, tmp_path):
+    root = make_folder_tree(tmp_path / "tree", {"a": 12, "b": 12, "c": 12})
+    project.params["data"].update(source="folder", path=str(root))
+    project.params["split"]["fractions"] = {"train": 0.5, "val": 0.25, "test": 0.25}
+    project.params["prepare"].update(image_size=[16, 20], color="rgb", shard_mb=0.004)  # ~4 KiB shards
+    project.run("download", "split", "prepare")
+    return project, root
+
+
+def test_shards_round_trip_every_image(prepared):
+    project, root = prepared
+    meta = json.loads((project.path / "data/prepared/meta.json").read_text())
+    assert meta["shape"] == [16, 20, 3] and meta["classes"] == ["a", "b", "c"]
+    assert len(meta["splits"]["train"]["shards"]) > 1  # small shard_mb: several shards
+    for split in ("train", "val", "test"):
+        pixels, labels = load_split(project.path / "data/prepared", split)
+        order = pd.read_csv(project.path / f"data/prepared/{split}.csv")
+        assert len(pixels) == len(order) == meta["splits"][split]["count"]
+        for (path, label), got, got_label in zip(order[["path", "label"]].values, pixels, labels, strict=True):
+            with Image.open(root / path) as img:
+                expected = images.to_array(img, (16, 20), "rgb", "stretch", False)
+            assert got_label == label
+            np.testing.assert_array_equal(got, expected)
+    split_list = pd.read_csv(project.path / "data/split/train.csv")
+    train_order = pd.read_csv(project.path / "data/prepared/train.csv")
+    assert sorted(train_order["path"]) == list(split_list["path"])
+    assert list(train_order["path"]) != list(split_list["path"])  # written shuffled for streaming
+    assert (project.path / "reports/data/augment_preview.png").stat().st_size > 1000
+
+
+def test_offline_augment_writes_copies(project, tmp_path):
+    root = make_folder_tree(tmp_path / "tree", {"a": 6, "b": 6})
+    project.params["data"].update(source="folder", path=str(root))
+    project.params["prepare"].update(image_size=16, offline_augment=2, offline_augment_level=2)
+    project.run("download", "split", "prepare")
+    order = pd.read_csv(project.path / "data/prepared/train.csv")
+    n = len(pd.read_csv(project.path / "data/split/train.csv"))
+    assert len(order) == 3 * n and order["copy"].value_counts().to_dict() == {0: n, 1: n, 2: n}
+    pixels, _ = load_split(project.path / "data/prepared", "train")
+    originals = pixels[order["copy"].to_numpy() == 0]
+    copies = pixels[order["copy"].to_numpy() == 1]
+    assert not np.array_equal(originals, copies)
+    assert len(load_split(project.path / "data/prepared", "val")[0]) == len(pd.read_csv("data/split/val.csv"))
+
+
+def test_conversions_of_unusual_modes():
+    base = pattern_image(1, 3)
+    gray = np.asarray(base.convert("L"))
+    deep = Image.fromarray(gray.astype(np.uint16) * 257)  # 16-bit
+    np.testing.assert_array_equal(images.to_8bit(deep, "grayscale"), gray)
+    cmyk = images.to_8bit(base.convert("CMYK"), "rgb")
+    assert cmyk.mode == "RGB" and np.abs(np.asarray(cmyk, int) - np.asarray(base, int)).max() <= 2
+    assert images.to_8bit(base.convert("P"), "rgb").mode == "RGB"
+    transparent = Image.new("RGBA", (4, 4), (10, 20, 30, 0))
+    assert np.asarray(images.to_8bit(transparent, "rgb")).tolist()[0][0] == [255, 255, 255]  # onto white
+    assert images.to_8bit(Image.new("1", (4, 4), 1), "grayscale").getpixel((0, 0)) == 255
+
+
+def test_resize_policies_and_invert():
+    wide = Image.new("L", (40, 20), 200)
+    stretch = images.to_array(wide, (10, 10), "grayscale", "stretch", False)
+    pad = images.to_array(wide, (10, 10), "grayscale", "pad", False)
+    crop = images.to_array(wide, (10, 10), "grayscale", "crop", False)
+    assert stretch.shape == pad.shape == crop.shape == (10, 10, 1)
+    assert (stretch == 200).all() and (crop == 200).all()
+    assert (pad[0] == 0).all() and (pad[5] == 200).all()  # letterboxed: black bands top and bottom
+    inverted = images.to_array(wide, (10, 10), "grayscale", "stretch", True)
+    assert (inverted == 55).all()
+    rgb = images.to_array(wide, (8, 12), "rgb", "stretch", False)
+    assert rgb.shape == (8, 12, 3)
+
+
+def test_loader_batches_shuffle_and_augment_deterministically(prepared):
+    from imageclf import loader
+
+    project, _ = prepared
+    prepared_dir = project.path / "data/prepared"
+    pixels, labels = load_split(prepared_dir, "val")
+    x, y = next(iter(loader.dataset(prepared_dir, "val", batch_size=100)))
+    assert x.shape == (len(labels), 16, 20, 3) and x.dtype.name == "float32"
+    np.testing.assert_allclose(x.numpy(), pixels / 255.0, rtol=0, atol=1e-7)
+    np.testing.assert_array_equal(y.numpy(), labels)
+
+    def epoch(**kw):
+        ds = loader.dataset(prepared_dir, "train", batch_size=4, shuffle=True, seed=3, cache=False, **kw)
+        return [(b[0].numpy(), b[1].numpy()) for b in ds]
+
+    plain_a, plain_b = epoch(), epoch()
+    assert all(np.array_equal(a[1], b[1]) for a, b in zip(plain_a, plain_b, strict=True))
+    train_labels = load_split(prepared_dir, "train")[1]
+    assert sorted(np.concatenate([b[1] for b in plain_a]).tolist()) == sorted(train_labels.tolist())
+    aug_a, aug_b = epoch(augment=2), epoch(augment=2)
+    assert all(np.array_equal(a[0], b[0]) for a, b in zip(aug_a, aug_b, strict=True))
+    assert not all(np.array_equal(a[0], b[0]) for a, b in zip(aug_a, plain_a, strict=True))
+    assert min(b[0].min() for b in aug_a) >= 0.0 and max(b[0].max() for b in aug_a) <= 1.0
+
+
+def test_empty_split_is_a_clear_error(project, tmp_path):
+    from imageclf import loader
+    from imageclf.errors import UserError
+
+    root = make_folder_tree(tmp_path / "tree", {"a": 4, "b": 4})
+    project.params["data"].update(source="folder", path=str(root))
+    project.params["prepare"]["image_size"] = 8
+    project.run("download", "split", "prepare")
+    with pytest.raises(UserError, match="the test split is empty"):
+        loader.dataset(project.path / "data/prepared", "test", batch_size=2)
