@@ -53,3 +53,15 @@ def augmenter(level: int, seed: int) -> keras.Sequential | None:
     if "contrast" in cfg:
         layers.append(keras.layers.RandomContrast(cfg["contrast"], value_range=(0, 1), seed=seed + 6))
     return keras.Sequential(layers, name=f"augment_level_{level}")
+
+
+def augment_batch(pipeline: keras.Sequential, images, epoch, step):
+    """Apply the pipeline with random state keyed on (layer seed, epoch, step): reproducible across resumes."""
+    import tensorflow as tf
+
+    for layer in pipeline.layers:
+        state = layer.generator.state
+        key = tf.stack([tf.cast(layer.seed or 0, tf.int64), tf.cast(epoch, tf.int64) * (1 << 20) + step])
+        state.assign(tf.cast(key, state.dtype))
+        images = layer(images, training=True)
+    return images

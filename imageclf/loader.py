@@ -1,4 +1,8 @@
-"""The tf.data input pipeline training uses: shards -> (shuffle) -> batch -> decode/rescale -> augment -> prefetch."""
+"""The tf.data input pipeline training uses: shards -> (shuffle) -> batch -> decode/rescale -> augment -> prefetch.
+
+Every random choice (shuffle order, oversampling, augmentation) is keyed on (seed, epoch, batch), so epoch k is
+the same whether a run goes straight through or resumes at epoch k after an interruption.
+"""
 
 from __future__ import annotations
 
@@ -6,50 +10,74 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from imageclf.augment import augmenter
+from imageclf.augment import augment_batch, augmenter
 from imageclf.errors import UserError
 from imageclf.shards import LABEL_BYTES, read_meta
 
 IN_MEMORY_LIMIT = 1 << 30  # splits up to 1 GiB of records are cached in RAM after the first epoch
+SHUFFLE_BUFFER = 50_000
 
 
-def split_size(prepared: Path, split: str) -> int:
-    return read_meta(prepared)["splits"][split]["count"]
+def dataset(prepared: Path, split: str | tuple[str, ...], batch_size: int, *, shuffle: bool = False,
+            augment: int = 0, seed: int = 0, epochs: tuple[int, int] | None = None, oversample: bool = False,
+            cache: bool | None = None) -> tf.data.Dataset:
+    """Batches of (float32 images in [0, 1], int32 labels) from one split (or several, read as one) of the cache.
 
-
-def dataset(prepared: Path, split: str, batch_size: int, *, shuffle: bool = False, augment: int = 0,
-            seed: int = 0, cache: bool | None = None) -> tf.data.Dataset:
-    """Batches of (float32 images in [0, 1], int32 labels) streamed from the prepared shards of one split."""
+    epochs=(first, stop) yields the batches of those epochs back to back (for fit with steps_per_epoch);
+    None yields one pass. oversample draws every class equally often (the epoch keeps its size).
+    """
     meta = read_meta(prepared)
-    if split not in meta["splits"]:
-        raise UserError(f"{prepared}: no split '{split}' in the prepared cache")
-    info = meta["splits"][split]
-    if info["count"] == 0:
-        raise UserError(f"the {split} split is empty; check split.fractions and data.max_per_class")
+    names = (split,) if isinstance(split, str) else split
+    for name in names:
+        if name not in meta["splits"]:
+            raise UserError(f"{prepared}: no split '{name}' in the prepared cache")
+        if meta["splits"][name]["count"] == 0:
+            raise UserError(f"the {name} split is empty; check split.fractions and data.max_per_class")
+    count = sum(meta["splits"][name]["count"] for name in names)
     h, w, c = meta["shape"]
     record = LABEL_BYTES + h * w * c
-    files = [str(Path(prepared) / name) for name in info["shards"]]
-    if shuffle and len(files) > 1:
-        files_ds = tf.data.Dataset.from_tensor_slices(files).shuffle(len(files), seed=seed)
-        ds = files_ds.interleave(lambda f: tf.data.FixedLengthRecordDataset(f, record),
-                                 cycle_length=min(len(files), 4), num_parallel_calls=tf.data.AUTOTUNE,
-                                 deterministic=True)
-    else:
-        ds = tf.data.FixedLengthRecordDataset(files, record)
-    if cache if cache is not None else info["count"] * record <= IN_MEMORY_LIMIT:
-        ds = ds.cache()
-    if shuffle:
-        ds = ds.shuffle(min(info["count"], 50_000), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size)
-
-    def decode(records: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        raw = tf.io.decode_raw(records, tf.uint8)
-        labels = tf.cast(raw[:, 0], tf.int32) + tf.cast(raw[:, 1], tf.int32) * 256
-        pixels = tf.reshape(raw[:, LABEL_BYTES:], (-1, h, w, c))
-        return tf.cast(pixels, tf.float32) / 255.0, labels
-
-    ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    files = [str(Path(prepared) / shard) for name in names for shard in meta["splits"][name]["shards"]]
+    in_memory = cache if cache is not None else count * record <= IN_MEMORY_LIMIT
+    cached = tf.data.FixedLengthRecordDataset(files, record).cache() if in_memory else None
     model = augmenter(augment, seed) if augment else None
-    if model is not None:  # one call at a time keeps the random stream, and so the run, deterministic
-        ds = ds.map(lambda x, y: (model(x, training=True), y), num_parallel_calls=1)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    n_classes = len(meta["classes"])
+
+    def records(epoch_seed: tf.Tensor) -> tf.data.Dataset:
+        if cached is not None or len(files) == 1 or not shuffle:
+            return cached if cached is not None else tf.data.FixedLengthRecordDataset(files, record)
+        order = tf.data.Dataset.from_tensor_slices(files).shuffle(len(files), seed=epoch_seed)
+        return order.interleave(lambda f: tf.data.FixedLengthRecordDataset(f, record),
+                                cycle_length=min(len(files), 4), deterministic=True)
+
+    def decode(batch: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        raw = tf.io.decode_raw(batch, tf.uint8)
+        pixels = tf.reshape(raw[:, LABEL_BYTES:], (-1, h, w, c))
+        return tf.cast(pixels, tf.float32) / 255.0, _labels(raw)
+
+    def one_epoch(epoch: tf.Tensor) -> tf.data.Dataset:
+        epoch_seed = tf.cast(seed, tf.int64) * 1_000_003 + epoch
+        ds = records(epoch_seed)
+        if oversample:
+            by_class = [ds.filter(lambda r, k=k: _labels(tf.io.decode_raw(r, tf.uint8)[None])[0] == k)
+                        .shuffle(SHUFFLE_BUFFER, seed=epoch_seed + k).repeat() for k in range(n_classes)]
+            ds = tf.data.Dataset.sample_from_datasets(by_class, seed=epoch_seed, stop_on_empty_dataset=False)
+            ds = ds.take(count)
+        elif shuffle:
+            ds = ds.shuffle(min(count, SHUFFLE_BUFFER), seed=epoch_seed)
+        ds = ds.batch(batch_size).map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        if model is not None:  # one call at a time: the seeded state sequence stays deterministic
+            ds = ds.enumerate().map(lambda step, xy: (augment_batch(model, xy[0], epoch, step), xy[1]),
+                                    num_parallel_calls=1)
+        return ds
+
+    if epochs is None:
+        ds = one_epoch(tf.constant(0, tf.int64))
+    else:  # fit stops after steps_per_epoch * epochs; the repeat only spares Keras an "out of data" warning
+        ds = tf.data.Dataset.range(*epochs).flat_map(one_epoch).repeat()
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+
+def _labels(raw: tf.Tensor) -> tf.Tensor:
+    return tf.cast(raw[:, 0], tf.int32) + tf.cast(raw[:, 1], tf.int32) * 256

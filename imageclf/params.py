@@ -99,6 +99,26 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "workers": Field((int,), minimum=0),
         "seed": Field((int,)),
     },
+    # shared defaults of every model entry under `train:`; an entry overrides any of them
+    "train_defaults": {
+        "seed": Field((int,)),
+        "epochs": Field((int,), minimum=1),
+        "batch_size": Field((int,), minimum=1),
+        "optimizer": Field((str,), choices=("adam", "sgd", "rmsprop", "adadelta")),
+        "lr": Field(NUMBER, check=lambda v: None if v > 0 else f"must be > 0, got {v!r}"),
+        "momentum": Field(NUMBER, minimum=0, maximum=1),
+        "weight_decay": Field(NUMBER, minimum=0),
+        "lr_schedule": Field((str,), choices=("constant", "exp_decay", "cosine")),
+        "decay_start": Field((int,), minimum=0),
+        "decay_rate": Field(NUMBER, minimum=0),
+        "patience": Field((int,), minimum=1),
+        "augment": Field((int,), choices=(0, 1, 2)),
+        "class_weight": Field((str,), choices=("none", "balanced")),
+        "oversample": Field((bool,)),
+        "retrain_full_epochs": Field((int,), minimum=0),
+        "mixed_precision": Field((str,), choices=("auto", "on", "off")),
+        "xla": Field((str,), choices=("auto", "on", "off")),
+    },
 }
 
 

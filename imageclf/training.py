@@ -1,0 +1,322 @@
+"""Train one model entry of params.yaml: config, optimizer, schedule, checkpoints with resume, dvclive logging."""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+from dvclive import Live
+from dvclive.keras import DVCLiveCallback
+from sklearn.utils.class_weight import compute_class_weight
+
+from imageclf import loader
+from imageclf.errors import UserError
+from imageclf.models import REGISTRY, Family
+from imageclf.params import SCHEMA, validate_section
+from imageclf.shards import load_split, read_meta
+
+TRAIN_KEYS = SCHEMA["train_defaults"]
+
+
+# --- configuration -----------------------------------------------------------------------------------------------
+
+
+def model_config(params: dict, name: str) -> dict:
+    """Merge train_defaults with the entry train.<name>; validate both before anything is built."""
+    entries = params.get("train")
+    if not isinstance(entries, dict) or not entries:
+        raise UserError("params.yaml: 'train' must map model names to entries like {family: lenet5, lr: 0.001}")
+    if name not in entries:
+        raise UserError(f"params.yaml: no model entry 'train.{name}'; entries: {', '.join(entries)}")
+    entry = entries[name]
+    if not isinstance(entry, dict) or "family" not in entry:
+        raise UserError(f"params.yaml: 'train.{name}' needs a 'family' key (one of {', '.join(sorted(REGISTRY))})")
+    family = REGISTRY.get(entry["family"])
+    if family is None:
+        hint = difflib.get_close_matches(str(entry["family"]), REGISTRY, n=1)
+        tip = f" (did you mean '{hint[0]}'?)" if hint else ""
+        raise UserError(f"params.yaml: 'train.{name}.family' is '{entry['family']}', not a known family{tip}; "
+                        f"known: {', '.join(sorted(REGISTRY))}")
+    training = dict(params["train_defaults"])
+    hyper = family.hyperparameters()
+    chosen: dict[str, object] = {}
+    for key, value in entry.items():
+        if key == "family":
+            continue
+        if key in TRAIN_KEYS:
+            training[key] = value
+        elif key in hyper:
+            chosen[key] = _check_hyper(name, key, value, hyper[key])
+        else:
+            hint = difflib.get_close_matches(key, [*TRAIN_KEYS, *hyper], n=1)
+            tip = f" (did you mean '{hint[0]}'?)" if hint else ""
+            raise UserError(f"params.yaml: 'train.{name}.{key}' is neither a training key nor a hyperparameter of "
+                            f"family '{family.name}'{tip}; family keys: {', '.join(hyper) or 'none'}")
+    validate_section(f"train.{name}", training, TRAIN_KEYS)
+    return {"name": name, "family": family.name, "hyper": chosen, **training}
+
+
+def _check_hyper(name: str, key: str, value: object, default: object) -> object:
+    if isinstance(default, (list, tuple)):
+        ok = isinstance(value, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+        expected = "a list of numbers"
+    elif isinstance(default, bool):
+        ok, expected = isinstance(value, bool), "true/false"
+    elif isinstance(default, float):
+        ok, expected = isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0, "a number >= 0"
+    elif isinstance(default, int):
+        ok, expected = isinstance(value, int) and not isinstance(value, bool) and value >= 1, "an integer >= 1"
+    else:
+        ok, expected = isinstance(value, type(default)), type(default).__name__
+    if not ok:
+        raise UserError(f"params.yaml: 'train.{name}.{key}' must be {expected}, got {value!r}")
+    return value
+
+
+def check_input(family: Family, shape: tuple[int, int, int], name: str) -> None:
+    if min(shape[:2]) < family.min_size:
+        raise UserError(f"train.{name}: images of {shape[0]}x{shape[1]} px are too small for family "
+                        f"'{family.name}' (needs >= {family.min_size} px); raise prepare.image_size")
+
+
+# --- pieces of a run ---------------------------------------------------------------------------------------------
+
+
+def make_optimizer(cfg: dict) -> keras.optimizers.Optimizer:
+    wd = cfg["weight_decay"] or None
+    lr = cfg["lr"]
+    return {
+        "adam": lambda: keras.optimizers.Adam(lr, weight_decay=wd),
+        "sgd": lambda: keras.optimizers.SGD(lr, momentum=cfg["momentum"], weight_decay=wd),
+        "rmsprop": lambda: keras.optimizers.RMSprop(lr, momentum=cfg["momentum"], weight_decay=wd),
+        "adadelta": lambda: keras.optimizers.Adadelta(lr, weight_decay=wd),
+    }[cfg["optimizer"]]()
+
+
+def learning_rate(cfg: dict, epoch: int) -> float:
+    """lr for an epoch: constant; exp_decay (lr * exp(-k) each epoch from decay_start on); cosine to 0."""
+    lr = cfg["lr"]
+    if cfg["lr_schedule"] == "exp_decay" and epoch >= cfg["decay_start"]:
+        return lr * math.exp(-cfg["decay_rate"] * (epoch - cfg["decay_start"] + 1))
+    if cfg["lr_schedule"] == "cosine":
+        return lr * 0.5 * (1 + math.cos(math.pi * epoch / cfg["epochs"]))
+    return lr
+
+
+def class_weights(labels: np.ndarray, n_classes: int) -> dict[int, float]:
+    """sklearn's 'balanced' weights; classes absent from train keep weight 1."""
+    present = np.unique(labels)
+    weights = compute_class_weight("balanced", classes=present, y=labels)
+    out = {k: 1.0 for k in range(n_classes)}
+    out.update({int(k): float(w) for k, w in zip(present, weights, strict=True)})
+    return out
+
+
+def distribution() -> tf.distribute.Strategy:
+    """MultiWorkerMirrored when TF_CONFIG is set, Mirrored with several GPUs, else the default strategy."""
+    if os.environ.get("TF_CONFIG"):
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if len(tf.config.list_physical_devices("GPU")) > 1:
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def is_chief() -> bool:
+    """Only the chief of a multi-worker run writes the real outputs (task 0 when the cluster has no chief)."""
+    config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+    task = config.get("task", {})
+    if not task or task.get("type") == "chief":
+        return True
+    return task.get("type") == "worker" and task.get("index") == 0 and "chief" not in config.get("cluster", {})
+
+
+def accelerator_settings(cfg: dict) -> tuple[bool, bool]:
+    """(mixed precision, XLA): 'auto' means on when a GPU is visible."""
+    gpu = bool(tf.config.list_physical_devices("GPU"))
+    return ({"auto": gpu, "on": True, "off": False}[cfg["mixed_precision"]],
+            {"auto": gpu, "on": True, "off": False}[cfg["xla"]])
+
+
+class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+    """Keras EarlyStopping whose counters can be restored after an interrupted run."""
+
+    restored: dict | None = None
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        if self.restored:
+            self.wait, self.best, self.best_epoch = (self.restored[k] for k in ("wait", "best", "best_epoch"))
+            self.best_weights = self.restored["best_weights"]
+
+    def state(self) -> dict:
+        return {"wait": self.wait, "best": float(self.best), "best_epoch": self.best_epoch}
+
+
+class Checkpoints(keras.callbacks.Callback):
+    """Keep the last epoch (model with optimizer state + run state) and the best epoch; nothing per epoch.
+
+    An interrupted run (even kill -9) leaves last.keras and state.json; the next run with the same config
+    resumes after that epoch. A finished run removes them, keeping best.keras.
+    """
+
+    def __init__(self, directory: Path, fingerprint: str, early: ResumableEarlyStopping):
+        super().__init__()
+        self.dir, self.fingerprint, self.early = directory, fingerprint, early
+        self.last, self.best = directory / "last.keras", directory / "best.keras"
+        self.state_file = directory / "state.json"
+        self.extra: dict = {}
+
+    def resume_state(self) -> dict | None:
+        if not (self.state_file.exists() and self.last.exists()):
+            return None
+        state = json.loads(self.state_file.read_text())
+        return state if state.get("fingerprint") == self.fingerprint else None
+
+    def start_fresh(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+        self.dir.mkdir(parents=True)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.early.best_epoch == epoch:
+            _atomic_save(self.model, self.best)
+        _atomic_save(self.model, self.last)
+        state = {"fingerprint": self.fingerprint, "epoch": epoch, "early": self.early.state(), **self.extra}
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state))
+        os.replace(tmp, self.state_file)
+
+    def finish(self) -> None:
+        for path in (self.last, self.state_file):
+            path.unlink(missing_ok=True)
+
+
+def _atomic_save(model: keras.Model, path: Path) -> None:
+    tmp = path.with_name(path.stem + ".tmp.keras")
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+def fingerprint(cfg: dict, meta: dict) -> str:
+    blob = json.dumps({"cfg": cfg, "data": meta["splits"], "shape": meta["shape"]}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+# --- the run -----------------------------------------------------------------------------------------------------
+
+
+def train(cfg: dict, prepared: Path, model_dir: Path, live_dir: Path) -> dict:
+    """Train (or resume) one model entry; write model_dir/model.keras and dvclive logs; return summary metrics."""
+    meta = read_meta(prepared)
+    shape, n_classes = tuple(meta["shape"]), len(meta["classes"])
+    family = REGISTRY[cfg["family"]]
+    check_input(family, shape, cfg["name"])
+    if meta["splits"]["val"]["count"] == 0:
+        raise UserError("training needs a val split (early stopping, best epoch): set split.fractions.val > 0")
+    keras.utils.set_random_seed(cfg["seed"])
+    tf.config.experimental.enable_op_determinism()
+    mixed, xla = accelerator_settings(cfg)
+    keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
+    strategy = distribution()
+    if not is_chief():  # other workers train alongside but write to a scratch directory
+        scratch = Path(tempfile.mkdtemp(prefix="worker-"))
+        model_dir, live_dir = scratch / "model", scratch / "live"
+
+    early = ResumableEarlyStopping(monitor="val_loss", patience=cfg["patience"], restore_best_weights=True)
+    ckpt = Checkpoints(model_dir / "checkpoints", fingerprint(cfg, meta), early)
+    state = ckpt.resume_state()
+    with strategy.scope():
+        if state:
+            model = keras.models.load_model(ckpt.last)
+            early.restored = {**state["early"], "best_weights": keras.models.load_model(ckpt.best).get_weights()}
+            print(f"train {cfg['name']}: resuming after epoch {state['epoch'] + 1} from {ckpt.last}")
+        else:
+            ckpt.start_fresh()
+            model = family.build(shape, n_classes, **cfg["hyper"])
+            model.compile(make_optimizer(cfg), loss="sparse_categorical_crossentropy", metrics=["accuracy"],
+                          jit_compile=xla)
+    first = state["epoch"] + 1 if state else 0
+    train_labels = load_split(prepared, "train")[1]
+    weights = class_weights(train_labels, n_classes) if cfg["class_weight"] == "balanced" else None
+    batch, n_train = cfg["batch_size"], len(train_labels)
+    train_ds = loader.dataset(prepared, "train", batch, shuffle=True, augment=cfg["augment"], seed=cfg["seed"],
+                              epochs=(first, cfg["epochs"]), oversample=cfg["oversample"])
+    val_ds = loader.dataset(prepared, "val", batch)
+    ckpt.extra = {"train_time_s": state["train_time_s"] if state else 0.0}
+    with Live(str(live_dir), dvcyaml=False, resume=bool(state), save_dvc_exp=False) as live:
+        if state:
+            live.step = first
+        timer = _Timer(ckpt)
+        callbacks = [keras.callbacks.LearningRateScheduler(lambda e, _lr: learning_rate(cfg, e)),
+                     early, timer, ckpt, DVCLiveCallback(live=live)]
+        history = model.fit(train_ds, validation_data=val_ds, epochs=cfg["epochs"], initial_epoch=first,
+                            steps_per_epoch=math.ceil(n_train / batch), class_weight=weights, callbacks=callbacks,
+                            shuffle=False, verbose=2)  # the loader shuffles, keyed on the epoch
+        epochs_run = history.epoch[-1] + 1 if history.epoch else first
+        if early.best_weights is not None:
+            model.set_weights(early.best_weights)
+        summary = {"best_epoch": early.best_epoch + 1, "best_val_loss": float(early.best), "epochs_run": epochs_run,
+                   "train_time_s": round(ckpt.extra["train_time_s"], 2), **param_counts(model)}
+        if cfg["retrain_full_epochs"]:
+            model = retrain_full(cfg, family, prepared, shape, n_classes, xla, strategy)
+        summary["retrained_on_train_val"] = bool(cfg["retrain_full_epochs"])
+        for key, value in summary.items():
+            live.log_metric(key, value, plot=False)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    model.save(model_dir / "model.keras")
+    (live_dir / "summary.txt").write_text(_summary_text(model))
+    ckpt.finish()
+    return summary
+
+
+class _Timer(keras.callbacks.Callback):
+    """Accumulates training wall time across resumes (kept in the checkpoint state)."""
+
+    def __init__(self, ckpt: Checkpoints):
+        super().__init__()
+        self.ckpt = ckpt
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.ckpt.extra["train_time_s"] += time.perf_counter() - self.start
+
+
+def retrain_full(cfg: dict, family: Family, prepared: Path, shape: tuple, n_classes: int, xla: bool,
+                 strategy: tf.distribute.Strategy) -> keras.Model:
+    """A fresh model trained on train+val for retrain_full_epochs epochs (no early stopping)."""
+    keras.utils.set_random_seed(cfg["seed"])
+    with strategy.scope():
+        model = family.build(shape, n_classes, **cfg["hyper"])
+        model.compile(make_optimizer(cfg), loss="sparse_categorical_crossentropy", metrics=["accuracy"],
+                      jit_compile=xla)
+    splits = ("train", "val")
+    data = loader.dataset(prepared, splits, cfg["batch_size"], shuffle=True, augment=cfg["augment"],
+                          seed=cfg["seed"], epochs=(0, cfg["retrain_full_epochs"]))
+    count = sum(read_meta(prepared)["splits"][s]["count"] for s in splits)
+    schedule = keras.callbacks.LearningRateScheduler(lambda e, _lr: learning_rate(cfg, e))
+    model.fit(data, epochs=cfg["retrain_full_epochs"], steps_per_epoch=math.ceil(count / cfg["batch_size"]),
+              shuffle=False, verbose=2, callbacks=[schedule])
+    return model
+
+
+def param_counts(model: keras.Model) -> dict[str, int]:
+    trainable = int(sum(np.prod(w.shape) for w in model.trainable_weights))
+    total = int(sum(np.prod(w.shape) for w in model.weights))
+    return {"params_total": total, "params_trainable": trainable, "params_non_trainable": total - trainable}
+
+
+def _summary_text(model: keras.Model) -> str:
+    lines: list[str] = []
+    model.summary(print_fn=lambda line, **_: lines.append(line), line_length=100)
+    return "\n".join(lines) + "\n"

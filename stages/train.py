@@ -1,0 +1,27 @@
+"""train: fit one model entry of params.yaml (`python -m stages.train <name>`), resuming an interrupted run."""
+
+import sys
+from pathlib import Path
+
+from imageclf import params
+from imageclf.errors import UserError, cli
+
+PREPARED = Path("data/prepared")
+
+
+@cli
+def main() -> None:
+    if len(sys.argv) != 2:
+        raise UserError("usage: python -m stages.train <model name from params.yaml 'train:'>")
+    name = sys.argv[1]
+    p = params.load(("train_defaults", "train"))
+    from imageclf import training  # TensorFlow loads only once the params are known to be good
+
+    cfg = training.model_config(p, name)
+    summary = training.train(cfg, PREPARED, Path("models") / name, Path("reports/train") / name)
+    print(f"train {name}: best epoch {summary['best_epoch']} of {summary['epochs_run']}, "
+          f"val loss {summary['best_val_loss']:.4f}, {summary['train_time_s']:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
