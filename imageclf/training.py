@@ -227,6 +227,8 @@ def train(cfg: dict, prepared: Path, model_dir: Path, live_dir: Path) -> dict:
     mixed, xla = accelerator_settings(cfg)
     keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
     strategy = distribution()
+    print(f"train {cfg['name']}: {type(strategy).__name__} with {strategy.num_replicas_in_sync} replica(s), "
+          f"mixed precision {'on' if mixed else 'off'}, XLA {'on' if xla else 'off'}")
     if not is_chief():  # other workers train alongside but write to a scratch directory
         scratch = Path(tempfile.mkdtemp(prefix="worker-"))
         model_dir, live_dir = scratch / "model", scratch / "live"
@@ -255,9 +257,11 @@ def train(cfg: dict, prepared: Path, model_dir: Path, live_dir: Path) -> dict:
     with Live(str(live_dir), dvcyaml=False, resume=bool(state), save_dvc_exp=False) as live:
         if state:
             live.step = first
+            _drop_logged_steps(live_dir, first)
         timer = _Timer(ckpt)
+        # dvclive logs an epoch before its checkpoint is written: a kill in between re-runs (and re-logs) it
         callbacks = [keras.callbacks.LearningRateScheduler(lambda e, _lr: learning_rate(cfg, e)),
-                     early, timer, ckpt, DVCLiveCallback(live=live)]
+                     early, timer, DVCLiveCallback(live=live), ckpt]
         history = model.fit(train_ds, validation_data=val_ds, epochs=cfg["epochs"], initial_epoch=first,
                             steps_per_epoch=math.ceil(n_train / batch), class_weight=weights, callbacks=callbacks,
                             shuffle=False, verbose=2)  # the loader shuffles, keyed on the epoch
@@ -276,6 +280,14 @@ def train(cfg: dict, prepared: Path, model_dir: Path, live_dir: Path) -> dict:
     (live_dir / "summary.txt").write_text(_summary_text(model))
     ckpt.finish()
     return summary
+
+
+def _drop_logged_steps(live_dir: Path, first: int) -> None:
+    """Forget dvclive rows of epochs >= first (logged before an interruption; they are trained again)."""
+    for tsv in (live_dir / "plots" / "metrics").rglob("*.tsv"):
+        lines = tsv.read_text().splitlines()
+        step = lines[0].split("\t").index("step")
+        tsv.write_text("\n".join([lines[0], *(r for r in lines[1:] if int(r.split("\t")[step]) < first)]) + "\n")
 
 
 class _Timer(keras.callbacks.Callback):

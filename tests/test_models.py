@@ -1,0 +1,128 @@
+"""Model zoo and training config: every family builds and trains a step; bad configs are one clear line."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+import pytest
+from conftest import base_params
+
+from imageclf import training
+from imageclf.errors import UserError
+from imageclf.models import REGISTRY
+
+FAMILIES = {"mlp": 16, "lenet5": 16, "cnn_lego": 16, "cnn_small": 16, "cnn_flowers": 81}
+
+
+@pytest.mark.parametrize(("family", "size"), FAMILIES.items())
+def test_every_family_builds_and_trains_a_step(family, size):
+    keras.utils.set_random_seed(0)
+    model = REGISTRY[family].build((size, size, 3), 4)
+    model.compile("adam", loss="sparse_categorical_crossentropy")
+    x = np.random.default_rng(0).random((4, size, size, 3), dtype=np.float32)
+    y = np.array([0, 1, 2, 3])
+    before = [w.copy() for w in model.get_weights()]
+    loss = model.train_on_batch(x, y)
+    assert math.isfinite(float(loss))
+    assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights(), strict=True))
+    probs = model.predict(x, verbose=0)
+    assert probs.shape == (4, 4) and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
+
+
+def test_registry_lists_the_families():
+    assert set(FAMILIES) <= set(REGISTRY)
+
+
+def test_lenet5_is_the_classic_architecture():
+    model = REGISTRY["lenet5"].build((28, 28, 1), 10)
+    assert model.count_params() == 61706  # 156 + 2416 + 48120 + 10164 + 850
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds.count("Conv2D") == 2 and kinds.count("AveragePooling2D") == 2 and kinds.count("Dense") == 3
+
+
+def test_lenet5_variants_are_params_only():
+    params = base_params()
+    cfg = training.model_config(params, "lenet5_wide_dropout_l2_lr")
+    assert cfg["hyper"] == {"filters": [16, 26], "dropout": 0.3, "l2": 0.0001} and cfg["lr"] == 0.0005
+    model = REGISTRY["lenet5"].build((28, 28, 1), 10, **cfg["hyper"])
+    convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert [c.filters for c in convs] == [16, 26]
+    assert sum(isinstance(layer, keras.layers.Dropout) for layer in model.layers) == 2
+    assert convs[0].kernel_regularizer is not None
+
+
+def test_cnn_lego_and_flowers_follow_the_spec():
+    lego = REGISTRY["cnn_lego"].build((32, 32, 3), 50)
+    convs = [layer for layer in lego.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert [(c.filters, c.kernel_size, c.padding) for c in convs] == [(16, (4, 4), "same"), (32, (4, 4), "same"),
+                                                                      (64, (4, 4), "same")]
+    assert [d.units for d in lego.layers if isinstance(d, keras.layers.Dense)] == [2048, 1024, 50]
+    flowers = REGISTRY["cnn_flowers"].build((81, 81, 3), 5)
+    pools = [layer for layer in flowers.layers if isinstance(layer, keras.layers.MaxPooling2D)]
+    assert len(pools) == 4 and all(p.pool_size == (3, 3) and p.strides == (3, 3) for p in pools)
+
+
+def with_entry(**entry) -> dict:
+    params = base_params()
+    params["train"]["probe"] = entry
+    return params
+
+
+@pytest.mark.parametrize(("entry", "message"), [
+    ({"family": "lenet6"}, r"'train.probe.family' is 'lenet6', not a known family \(did you mean 'lenet5'\?\)"),
+    ({"family": "lenet5", "optimizer": "adamw"}, r"'train.probe.optimizer' must be one of adam, sgd"),
+    ({"family": "lenet5", "lr": 0}, r"'train.probe.lr' must be > 0, got 0"),
+    ({"family": "lenet5", "lr": -0.1}, r"'train.probe.lr' must be > 0"),
+    ({"family": "lenet5", "batch_size": 0}, r"'train.probe.batch_size' must be >= 1, got 0"),
+    ({"family": "lenet5", "filtres": [8, 8]}, r"'train.probe.filtres' is neither .* \(did you mean 'filters'\?\)"),
+    ({"family": "lenet5", "filters": "wide"}, r"'train.probe.filters' must be a list of numbers"),
+    ({"family": "lenet5", "dropout": -1}, r"'train.probe.dropout' must be a number >= 0"),
+    ({"lr": 0.1}, r"'train.probe' needs a 'family' key"),
+])
+def test_bad_model_entries(entry, message):
+    with pytest.raises(UserError, match=message) as err:
+        training.model_config(with_entry(**entry), "probe")
+    assert "\n" not in str(err.value)
+
+
+def test_missing_default_and_unknown_entry():
+    params = base_params()
+    del params["train_defaults"]["patience"]
+    with pytest.raises(UserError, match=r"missing key 'train.lenet5.patience'"):
+        training.model_config(params, "lenet5")
+    with pytest.raises(UserError, match=r"no model entry 'train.nope'; entries: mlp, lenet5"):
+        training.model_config(base_params(), "nope")
+
+
+def test_image_too_small_for_a_family():
+    with pytest.raises(UserError, match=r"images of 28x28 px are too small for family 'cnn_flowers' \(needs >= 81"):
+        training.check_input(REGISTRY["cnn_flowers"], (28, 28, 1), "flowers")
+    training.check_input(REGISTRY["lenet5"], (28, 28, 1), "lenet5")
+
+
+def test_learning_rate_schedules():
+    cfg = {**base_params()["train_defaults"], "lr": 0.01, "lr_schedule": "exp_decay", "decay_start": 8,
+           "decay_rate": 0.1, "epochs": 20}
+    assert [training.learning_rate(cfg, e) for e in (0, 7)] == [0.01, 0.01]
+    assert training.learning_rate(cfg, 8) == pytest.approx(0.01 * math.exp(-0.1))
+    assert training.learning_rate(cfg, 10) == pytest.approx(0.01 * math.exp(-0.3))
+    cosine = {**cfg, "lr_schedule": "cosine"}
+    assert training.learning_rate(cosine, 0) == 0.01 and training.learning_rate(cosine, 10) == pytest.approx(0.005)
+    assert training.learning_rate({**cfg, "lr_schedule": "constant"}, 15) == 0.01
+
+
+@pytest.mark.parametrize("name", ["adam", "sgd", "rmsprop", "adadelta"])
+def test_optimizers(name):
+    cfg = {**base_params()["train_defaults"], "optimizer": name, "lr": 0.02, "weight_decay": 1e-4}
+    opt = training.make_optimizer(cfg)
+    assert type(opt).__name__.lower() == name and float(opt.learning_rate) == pytest.approx(0.02)
+    assert opt.weight_decay == pytest.approx(1e-4)
+
+
+def test_balanced_class_weights():
+    labels = np.array([0] * 90 + [1] * 10)
+    weights = training.class_weights(labels, 3)
+    assert weights[0] == pytest.approx(100 / (2 * 90)) and weights[1] == pytest.approx(100 / (2 * 10))
+    assert weights[2] == 1.0  # absent from train

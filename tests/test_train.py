@@ -1,0 +1,171 @@
+"""train stage on a tiny prepared cache: outputs, determinism, resume after kill -9, imbalance, multi-worker."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import yaml
+from conftest import ROOT, Project, make_folder_tree
+
+from imageclf import loader, training
+from imageclf.shards import load_split
+
+
+@pytest.fixture(scope="module")
+def tiny_cache(tmp_path_factory) -> Path:
+    """A prepared 16 px cache of 3 classes, imbalanced 60/30/15, built once for this module."""
+    base = tmp_path_factory.mktemp("tiny")
+    root = make_folder_tree(base / "imgs", {"a": 60, "b": 30, "c": 15})
+    mp = pytest.MonkeyPatch()
+    work = base / "project"
+    work.mkdir()
+    project = Project(work, mp)
+    project.params["data"].update(source="folder", path=str(root))
+    project.params["prepare"]["image_size"] = 16
+    project.run("download", "split", "prepare")
+    mp.undo()
+    return work / "data/prepared"
+
+
+def make_project(tmp_path: Path, cache: Path, **overrides) -> Path:
+    work = tmp_path / "p"
+    shutil.copytree(cache, work / "data/prepared")
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["train_defaults"].update(epochs=4, batch_size=8, patience=3, **overrides)
+    params["train"]["tiny"] = {"family": "lenet5", "filters": [4, 8], "dense": [16], "dropout": 0.2}
+    (work / "params.yaml").write_text(yaml.safe_dump(params))
+    return work
+
+
+def run_train(work: Path, env: dict | None = None, wait: bool = True) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-m", "stages.train", "tiny"], cwd=work, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
+    if wait:
+        out, _ = proc.communicate(timeout=300)
+        assert proc.returncode == 0, out
+        proc.output = out
+    return proc
+
+
+def weights(work: Path) -> list[np.ndarray]:
+    return keras.models.load_model(work / "models/tiny/model.keras").get_weights()
+
+
+def metrics(work: Path) -> dict:
+    data = json.loads((work / "reports/train/tiny/metrics.json").read_text())
+    data.pop("train_time_s")
+    return data
+
+
+def test_train_writes_model_logs_and_is_deterministic(tmp_path, tiny_cache):
+    first = make_project(tmp_path / "one", tiny_cache)
+    second = make_project(tmp_path / "two", tiny_cache)
+    run_train(first)
+    run_train(second)
+    m = metrics(first)
+    assert {"train", "eval", "best_epoch", "epochs_run", "params_total", "params_trainable",
+            "params_non_trainable"} <= set(m)
+    assert m["params_total"] == m["params_trainable"] > 0 and m["epochs_run"] == 4
+    assert set(m["train"]) == {"loss", "accuracy", "learning_rate"} and set(m["eval"]) == {"loss", "accuracy"}
+    loss_rows = (first / "reports/train/tiny/plots/metrics/eval/loss.tsv").read_text().splitlines()
+    assert len(loss_rows) == 1 + 4
+    assert "Total params" in (first / "reports/train/tiny/summary.txt").read_text()
+    assert sorted(p.name for p in (first / "models/tiny/checkpoints").iterdir()) == ["best.keras"]
+    assert metrics(second) == m
+    assert all(np.array_equal(a, b) for a, b in zip(weights(first), weights(second), strict=True))
+
+
+def test_resume_after_kill_matches_an_uninterrupted_run(tmp_path, tiny_cache):
+    straight = make_project(tmp_path / "straight", tiny_cache, epochs=8, patience=8)
+    killed = make_project(tmp_path / "killed", tiny_cache, epochs=8, patience=8)
+    run_train(straight)
+    proc = run_train(killed, wait=False)
+    state = killed / "models/tiny/checkpoints/state.json"
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        if state.exists() and json.loads(state.read_text() or "{}").get("epoch", -1) >= 2:
+            os.kill(proc.pid, signal.SIGKILL)
+            break
+        time.sleep(0.01)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    stopped_after = json.loads(state.read_text())["epoch"] + 1
+    assert stopped_after < 8
+    resumed = run_train(killed)
+    assert f"resuming after epoch {stopped_after}" in resumed.output
+    assert all(np.array_equal(a, b) for a, b in zip(weights(straight), weights(killed), strict=True))
+    assert metrics(killed) == metrics(straight)
+    rows = (killed / "reports/train/tiny/plots/metrics/train/loss.tsv").read_text().splitlines()
+    assert [r.split("\t")[0] for r in rows[1:]] == [str(s) for s in range(8)]
+    assert not state.exists()
+
+
+def test_changed_params_do_not_resume_a_stale_checkpoint(tmp_path, tiny_cache):
+    work = make_project(tmp_path, tiny_cache, epochs=2)
+    ckpt = work / "models/tiny/checkpoints"
+    ckpt.mkdir(parents=True)
+    (ckpt / "state.json").write_text(json.dumps({"fingerprint": "other", "epoch": 1}))
+    (ckpt / "last.keras").write_text("stale")
+    out = run_train(work).output
+    assert "resuming" not in out and metrics(work)["epochs_run"] == 2
+
+
+def test_oversampling_balances_classes(tiny_cache):
+    labels = load_split(tiny_cache, "train")[1]
+    assert np.bincount(labels).tolist()[0] > 3 * np.bincount(labels).tolist()[2]  # imbalanced fixture
+    ds = loader.dataset(tiny_cache, "train", 32, shuffle=True, oversample=True, seed=1, epochs=(0, 4))
+    steps = 4 * -(-len(labels) // 32)
+    drawn = np.concatenate([y.numpy() for _, y in ds.take(steps)])
+    share = np.bincount(drawn, minlength=3) / len(drawn)
+    assert np.all(np.abs(share - 1 / 3) < 0.08), share
+
+
+def test_class_weight_and_retrain_full(tmp_path, tiny_cache):
+    work = make_project(tmp_path, tiny_cache, epochs=2, class_weight="balanced", retrain_full_epochs=1,
+                        augment=1, optimizer="sgd", lr_schedule="cosine")
+    out = run_train(work).output
+    m = metrics(work)
+    assert m["retrained_on_train_val"] is True and "Epoch 1/1" in out
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_multi_worker_training_on_two_local_cpu_workers(tmp_path, tiny_cache):
+    work = make_project(tmp_path, tiny_cache, epochs=2)
+    cluster = {"worker": [f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"]}
+    procs = [run_train(work, env={"TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker",
+                                                                                       "index": i}})}, wait=False)
+             for i in range(2)]
+    outputs = [p.communicate(timeout=300)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), outputs
+    assert all("MultiWorkerMirroredStrategy with 2 replica(s)" in out for out in outputs)
+    assert metrics(work)["epochs_run"] == 2  # only the chief (worker 0) wrote the real outputs
+    assert (work / "models/tiny/model.keras").exists()
+
+
+def test_strategy_and_chief_selection(monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    assert training.is_chief()
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": ["a:1", "b:2"]},
+                                                "task": {"type": "worker", "index": 1}}))
+    assert not training.is_chief()
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"chief": ["a:1"], "worker": ["b:2"]},
+                                                "task": {"type": "worker", "index": 0}}))
+    assert not training.is_chief()
+    assert training.accelerator_settings({"mixed_precision": "auto", "xla": "on"}) == (False, True)  # no GPU here
