@@ -6,6 +6,7 @@ the same whether a run goes straight through or resumes at epoch k after an inte
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import tensorflow as tf
@@ -42,7 +43,7 @@ def dataset(prepared: Path, split: str | tuple[str, ...], batch_size: int, *, sh
     model = augmenter(augment, seed) if augment else None
     n_classes = len(meta["classes"])
 
-    def records(epoch_seed: tf.Tensor) -> tf.data.Dataset:
+    def records(epoch_seed: int) -> tf.data.Dataset:
         if cached is not None or len(files) == 1 or not shuffle:
             return cached if cached is not None else tf.data.FixedLengthRecordDataset(files, record)
         order = tf.data.Dataset.from_tensor_slices(files).shuffle(len(files), seed=epoch_seed)
@@ -54,11 +55,11 @@ def dataset(prepared: Path, split: str | tuple[str, ...], batch_size: int, *, sh
         pixels = tf.reshape(raw[:, LABEL_BYTES:], (-1, h, w, c))
         return tf.cast(pixels, tf.float32) / 255.0, _labels(raw)
 
-    def one_epoch(epoch: tf.Tensor) -> tf.data.Dataset:
-        epoch_seed = tf.cast(seed, tf.int64) * 1_000_003 + epoch
+    def one_epoch(epoch: int) -> tf.data.Dataset:
+        epoch_seed = (seed * 1_000_003 + epoch) % 2**31  # Python ints: TF rejects tensor seeds with global seed 0
         ds = records(epoch_seed)
         if oversample:
-            by_class = [ds.filter(lambda r, k=k: _labels(tf.io.decode_raw(r, tf.uint8)[None])[0] == k)
+            by_class = [ds.filter(lambda r, k=k: tf.equal(_labels(tf.io.decode_raw(r, tf.uint8)[None])[0], k))
                         .shuffle(SHUFFLE_BUFFER, seed=epoch_seed + k).repeat() for k in range(n_classes)]
             ds = tf.data.Dataset.sample_from_datasets(by_class, seed=epoch_seed, stop_on_empty_dataset=False)
             ds = ds.take(count)
@@ -71,12 +72,10 @@ def dataset(prepared: Path, split: str | tuple[str, ...], batch_size: int, *, sh
         return ds
 
     if epochs is None:
-        ds = one_epoch(tf.constant(0, tf.int64))
+        ds = one_epoch(0)
     else:  # fit stops after steps_per_epoch * epochs; the repeat only spares Keras an "out of data" warning
-        ds = tf.data.Dataset.range(*epochs).flat_map(one_epoch).repeat()
-    options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+        ds = functools.reduce(tf.data.Dataset.concatenate, map(one_epoch, range(*epochs))).repeat()
+    return ds.prefetch(tf.data.AUTOTUNE)
 
 
 def _labels(raw: tf.Tensor) -> tf.Tensor:

@@ -8,7 +8,6 @@ import json
 import math
 import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 from dvclive import Live
 from dvclive.keras import DVCLiveCallback
+from scmrepo.exceptions import SCMError
 from sklearn.utils.class_weight import compute_class_weight
 
 from imageclf import loader
@@ -123,21 +123,17 @@ def class_weights(labels: np.ndarray, n_classes: int) -> dict[int, float]:
 
 
 def distribution() -> tf.distribute.Strategy:
-    """MultiWorkerMirrored when TF_CONFIG is set, Mirrored with several GPUs, else the default strategy."""
+    """MirroredStrategy with several GPUs, else the default strategy.
+
+    Multi-worker training (TF_CONFIG) is refused: Keras 3's fit fails under MultiWorkerMirroredStrategy
+    (keras-team/keras#20585, open), so a run would crash after start-up instead of training.
+    """
     if os.environ.get("TF_CONFIG"):
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        raise UserError("TF_CONFIG is set, but Keras 3 cannot fit() under MultiWorkerMirroredStrategy "
+                        "(keras-team/keras#20585); unset TF_CONFIG to train on this machine's devices")
     if len(tf.config.list_physical_devices("GPU")) > 1:
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()
-
-
-def is_chief() -> bool:
-    """Only the chief of a multi-worker run writes the real outputs (task 0 when the cluster has no chief)."""
-    config = json.loads(os.environ.get("TF_CONFIG") or "{}")
-    task = config.get("task", {})
-    if not task or task.get("type") == "chief":
-        return True
-    return task.get("type") == "worker" and task.get("index") == 0 and "chief" not in config.get("cluster", {})
 
 
 def accelerator_settings(cfg: dict) -> tuple[bool, bool]:
@@ -190,7 +186,8 @@ class Checkpoints(keras.callbacks.Callback):
         if self.early.best_epoch == epoch:
             _atomic_save(self.model, self.best)
         _atomic_save(self.model, self.last)
-        state = {"fingerprint": self.fingerprint, "epoch": epoch, "early": self.early.state(), **self.extra}
+        state = {"fingerprint": self.fingerprint, "epoch": epoch, "early": self.early.state(),
+                 "seed_states": [v.numpy().tolist() for v in _seed_states(self.model)], **self.extra}
         tmp = self.state_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(state))
         os.replace(tmp, self.state_file)
@@ -198,6 +195,11 @@ class Checkpoints(keras.callbacks.Callback):
     def finish(self) -> None:
         for path in (self.last, self.state_file):
             path.unlink(missing_ok=True)
+
+
+def _seed_states(model: keras.Model) -> list:
+    """The random-state variables of dropout & co., in model order: .keras files do not keep them."""
+    return [v for v in model.variables if v.path.endswith("seed_generator_state")]
 
 
 def _atomic_save(model: keras.Model, path: Path) -> None:
@@ -224,14 +226,11 @@ def train(cfg: dict, prepared: Path, model_dir: Path, live_dir: Path) -> dict:
         raise UserError("training needs a val split (early stopping, best epoch): set split.fractions.val > 0")
     keras.utils.set_random_seed(cfg["seed"])
     tf.config.experimental.enable_op_determinism()
+    strategy = distribution()
     mixed, xla = accelerator_settings(cfg)
     keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
-    strategy = distribution()
     print(f"train {cfg['name']}: {type(strategy).__name__} with {strategy.num_replicas_in_sync} replica(s), "
           f"mixed precision {'on' if mixed else 'off'}, XLA {'on' if xla else 'off'}")
-    if not is_chief():  # other workers train alongside but write to a scratch directory
-        scratch = Path(tempfile.mkdtemp(prefix="worker-"))
-        model_dir, live_dir = scratch / "model", scratch / "live"
 
     early = ResumableEarlyStopping(monitor="val_loss", patience=cfg["patience"], restore_best_weights=True)
     ckpt = Checkpoints(model_dir / "checkpoints", fingerprint(cfg, meta), early)
@@ -239,6 +238,8 @@ def train(cfg: dict, prepared: Path, model_dir: Path, live_dir: Path) -> dict:
     with strategy.scope():
         if state:
             model = keras.models.load_model(ckpt.last)
+            for variable, value in zip(_seed_states(model), state["seed_states"], strict=True):
+                variable.assign(value)
             early.restored = {**state["early"], "best_weights": keras.models.load_model(ckpt.best).get_weights()}
             print(f"train {cfg['name']}: resuming after epoch {state['epoch'] + 1} from {ckpt.last}")
         else:
@@ -254,7 +255,12 @@ def train(cfg: dict, prepared: Path, model_dir: Path, live_dir: Path) -> dict:
                               epochs=(first, cfg["epochs"]), oversample=cfg["oversample"])
     val_ds = loader.dataset(prepared, "val", batch)
     ckpt.extra = {"train_time_s": state["train_time_s"] if state else 0.0}
-    with Live(str(live_dir), dvcyaml=False, resume=bool(state), save_dvc_exp=False) as live:
+    try:
+        live = Live(str(live_dir), dvcyaml=False, resume=bool(state), save_dvc_exp=False)
+    except SCMError as err:  # e.g. a git repository without any commit
+        raise UserError(f"dvclive cannot read this git repository ({err}); make a first commit "
+                        "(git add -A && git commit -m init) and run again") from None
+    with live:
         if state:
             live.step = first
             _drop_logged_steps(live_dir, first)
@@ -272,6 +278,7 @@ def train(cfg: dict, prepared: Path, model_dir: Path, live_dir: Path) -> dict:
                    "train_time_s": round(ckpt.extra["train_time_s"], 2), **param_counts(model)}
         if cfg["retrain_full_epochs"]:
             model = retrain_full(cfg, family, prepared, shape, n_classes, xla, strategy)
+            print(f"train {cfg['name']}: retrained on train+val for {cfg['retrain_full_epochs']} epoch(s)")
         summary["retrained_on_train_val"] = bool(cfg["retrain_full_epochs"])
         for key, value in summary.items():
             live.log_metric(key, value, plot=False)

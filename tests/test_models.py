@@ -126,3 +126,15 @@ def test_balanced_class_weights():
     weights = training.class_weights(labels, 3)
     assert weights[0] == pytest.approx(100 / (2 * 90)) and weights[1] == pytest.approx(100 / (2 * 10))
     assert weights[2] == 1.0  # absent from train
+
+
+def test_mixed_precision_keeps_float32_probabilities():
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = REGISTRY["cnn_small"].build((16, 16, 1), 3)
+        model.compile("adam", loss="sparse_categorical_crossentropy")
+        x = np.random.default_rng(0).random((4, 16, 16, 1), dtype=np.float32)
+        assert math.isfinite(float(model.train_on_batch(x, np.array([0, 1, 2, 0]))))
+        assert model.layers[1].compute_dtype == "float16" and model.output.dtype == "float32"
+    finally:
+        keras.mixed_precision.set_global_policy("float32")

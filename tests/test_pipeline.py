@@ -45,16 +45,40 @@ def tiny_params(tmp_path: Path) -> dict:
     params["data"].update(source="folder", path=str(root))
     params["split"]["fractions"] = {"train": 0.5, "val": 0.25, "test": 0.25}
     params["prepare"].update(image_size=12, workers=2)
+    params["train_defaults"].update(epochs=2, batch_size=4)
+    params["models"] = ["m1", "m2"]
+    params["train"] = {"m1": {"family": "lenet5", "filters": [4, 8], "dense": [8], "lr": 0.001},
+                       "m2": {"family": "mlp", "units": [8]}}
     return params
 
 
-def test_dvc_repro_runs_the_data_stages_then_is_a_no_op(tmp_path, tiny_params):
+def git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)
+
+
+def test_dvc_repro_runs_every_stage_then_is_a_no_op(tmp_path, tiny_params):
     repo = scratch_repo(tmp_path, tiny_params)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "pipeline")  # dvclive needs a commit
     first = dvc(repo, "repro")
-    for stage in ("download", "split", "prepare"):
+    for stage in ("download", "split", "prepare", "train@m1", "train@m2"):
         assert f"Running stage '{stage}'" in first.stdout
     assert (repo / "data/prepared/meta.json").exists()
     metrics = dvc(repo, "metrics", "show", "--json").stdout
     assert '"images": 16' in metrics
     again = dvc(repo, "repro")
     assert "Running stage" not in again.stdout and "up to date" in again.stdout
+
+
+def test_exp_run_with_one_models_param_reruns_only_that_model(tmp_path, tiny_params):
+    repo = scratch_repo(tmp_path, tiny_params)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "pipeline")
+    dvc(repo, "repro")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "baseline")
+    exp = dvc(repo, "exp", "run", "-S", "train.m1.lr=0.01")
+    assert "Running stage 'train@m1'" in exp.stdout
+    assert "Running stage 'train@m2'" not in exp.stdout and "Running stage 'prepare'" not in exp.stdout
+    shown = dvc(repo, "exp", "show", "--json").stdout
+    assert '"lr": 0.01' in shown.replace(" ", "").replace('"lr":0.01', '"lr": 0.01')

@@ -122,3 +122,23 @@ def test_empty_split_is_a_clear_error(project, tmp_path):
     project.run("download", "split", "prepare")
     with pytest.raises(UserError, match="the test split is empty"):
         loader.dataset(project.path / "data/prepared", "test", batch_size=2)
+
+
+def test_epoch_k_is_the_same_when_a_run_resumes_there(prepared):
+    from imageclf import loader
+
+    project, _ = prepared
+    prepared_dir = project.path / "data/prepared"
+    steps = -(-len(load_split(prepared_dir, "train")[1]) // 4)
+
+    def batches(first):
+        ds = loader.dataset(prepared_dir, "train", 4, shuffle=True, augment=2, oversample=True, seed=0,
+                            epochs=(first, 3))
+        return [(x.numpy(), y.numpy()) for x, y in ds.take(steps * (3 - first))]
+
+    straight, resumed = batches(0), batches(2)
+    assert len(resumed) == steps
+    for (xa, ya), (xb, yb) in zip(straight[2 * steps:], resumed, strict=True):
+        np.testing.assert_array_equal(ya, yb)
+        np.testing.assert_array_equal(xa, xb)
+    assert not np.array_equal(straight[0][0], straight[steps][0])  # epochs differ from each other
