@@ -99,6 +99,15 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "workers": Field((int,), minimum=0),
         "seed": Field((int,)),
     },
+    "evaluate": {
+        "split": Field((str,), choices=("train", "val", "test")),
+        "batch_size": Field((int,), minimum=1),
+        "top_k": Field((int,), minimum=1),
+        "ece_bins": Field((int,), minimum=1),
+        "min_errors": Field((int,), minimum=0),
+        "gallery_pairs": Field((int,), minimum=1),
+        "gallery_per_pair": Field((int,), minimum=1),
+    },
     # shared defaults of every model entry under `train:`; an entry overrides any of them
     "train_defaults": {
         "seed": Field((int,)),

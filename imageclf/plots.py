@@ -45,3 +45,93 @@ def image_grid(rows: list[np.ndarray], row_titles: list[str], col_titles: list[s
     fig.tight_layout()
     fig.savefig(out, dpi=100)
     plt.close(fig)
+
+
+def confusion_heatmap(y: np.ndarray, pred: np.ndarray, classes: list[str], title: str, out: Path) -> None:
+    """Row-normalised confusion matrix with class labels; counts are written in cells up to 20 classes."""
+    n = len(classes)
+    matrix = np.zeros((n, n), dtype=np.int64)
+    np.add.at(matrix, (y, pred), 1)
+    rows = matrix.sum(axis=1, keepdims=True)
+    share = np.divide(matrix, rows, out=np.zeros(matrix.shape, dtype=float), where=rows > 0)
+    side = min(22, max(5, 0.38 * n + 2))
+    fig, ax = plt.subplots(figsize=(side + 1.5, side))
+    image = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    fontsize = 9 if n <= 15 else max(4, int(9 - n / 10))
+    ax.set_xticks(range(n), classes, rotation=90, fontsize=fontsize)
+    ax.set_yticks(range(n), classes, fontsize=fontsize)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("actual")
+    ax.set_title(title)
+    if n <= 20:
+        for (t, p), count in np.ndenumerate(matrix):
+            if count:
+                ax.text(p, t, str(count), ha="center", va="center", fontsize=fontsize - 1,
+                        color="white" if share[t, p] > 0.5 else "black")
+    fig.colorbar(image, ax=ax, fraction=0.04, label="share of the actual class")
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+
+
+def gallery(pairs, images: np.ndarray, y: np.ndarray, pred: np.ndarray, classes: list[str], per_pair: int,
+            out: Path) -> None:
+    """For each confused pair: misclassified images (true A shown as B) beside correct images of class B."""
+    index = {c: i for i, c in enumerate(classes)}
+    rows = len(pairs) or 1
+    fig, axes = plt.subplots(rows, 2 * per_pair, figsize=(1.3 * 2 * per_pair, 1.5 * rows + 0.4), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    if not len(pairs):
+        axes[0][0].text(0, 0.5, "no confused pair above evaluate.min_errors", fontsize=9)
+    for r, (true, predicted) in enumerate(zip(pairs["true"], pairs["predicted"], strict=True)):
+        t, p = index[true], index[predicted]
+        wrong = np.flatnonzero((y == t) & (pred == p))[:per_pair]
+        right = np.flatnonzero((y == p) & (pred == p))[:per_pair]
+        for col, i in enumerate(wrong):
+            _show(axes[r][col], images[i], f"{true}\n-> {predicted}" if col == 0 else "", "tab:red")
+        for col, i in enumerate(right):
+            _show(axes[r][per_pair + col], images[i], f"a real {predicted}" if col == 0 else "", "tab:green")
+    fig.suptitle("left: misclassified (true -> predicted); right: the predicted class", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+
+
+def _show(ax, img: np.ndarray, title: str, color: str) -> None:
+    ax.imshow(img.squeeze(-1) if img.shape[-1] == 1 else img, cmap="gray", vmin=0, vmax=255)
+    ax.set_title(title, fontsize=6, color=color)
+
+
+def training_curves(curves: dict[str, dict], out: Path) -> None:
+    """Validation accuracy and loss per epoch of every model on one figure."""
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    for name, series in curves.items():
+        for ax, metric in zip(axes, ("accuracy", "loss"), strict=True):
+            if metric in series:
+                frame = series[metric]
+                ax.plot(frame["step"] + 1, frame[metric], marker=".", label=name)
+    for ax, metric in zip(axes, ("accuracy", "loss"), strict=True):
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(f"validation {metric}")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+
+
+def score_bars(frame, accuracy: str, f1: str, out: Path) -> None:
+    """Grouped bars of accuracy and macro F1 per model."""
+    x = np.arange(len(frame))
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(frame) + 2), 4))
+    ax.bar(x - 0.2, frame[accuracy], 0.4, label=accuracy.replace("_", " "))
+    ax.bar(x + 0.2, frame[f1], 0.4, label=f1.replace("_", " "))
+    ax.set_xticks(x, frame["model"], rotation=30, ha="right", fontsize=8)
+    low = float(min(frame[accuracy].min(), frame[f1].min()))
+    ax.set_ylim(max(0.0, low - 0.05), 1.0)
+    ax.legend()
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)

@@ -284,6 +284,7 @@ def train(cfg: dict, prepared: Path, model_dir: Path, live_dir: Path) -> dict:
             live.log_metric(key, value, plot=False)
     model_dir.mkdir(parents=True, exist_ok=True)
     model.save(model_dir / "model.keras")
+    (model_dir / "classes.json").write_text(json.dumps({"classes": meta["classes"]}, ensure_ascii=False) + "\n")
     (live_dir / "summary.txt").write_text(_summary_text(model))
     ckpt.finish()
     return summary

@@ -1,0 +1,86 @@
+"""Evaluate one trained model on every split: metrics, per-class report, confusion, confused pairs, gallery."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+
+from imageclf import loader, metrics, plots
+from imageclf.errors import UserError
+from imageclf.shards import load_split, read_meta
+from imageclf.splitting import SPLITS
+
+
+def load_model(name: str, model_dir: Path, classes: list[str]) -> keras.Model:
+    """The trained model, refusing one whose class list differs from the data's."""
+    path = model_dir / "model.keras"
+    if not path.exists():
+        raise UserError(f"{path} not found; train it first (dvc repro train@{name})")
+    trained = json.loads((model_dir / "classes.json").read_text())["classes"]
+    if trained != classes:
+        missing, extra = sorted(set(classes) - set(trained)), sorted(set(trained) - set(classes))
+        detail = f"missing {missing}, extra {extra}" if missing or extra else "same names, other order"
+        raise UserError(f"{name} was trained on other classes than the data has ({detail}); "
+                        f"retrain it (dvc repro train@{name})")
+    return keras.models.load_model(path)
+
+
+def predict(model: keras.Model, prepared: Path, split: str, batch: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """(labels, probabilities, images per second) for one split."""
+    labels = load_split(prepared, split)[1]
+    ds = loader.dataset(prepared, split, batch).map(lambda x, _y: x)
+    model.predict(ds.take(1), verbose=0)  # trace once, outside the timing
+    start = time.perf_counter()
+    probs = model.predict(ds, verbose=0)
+    return labels, probs.astype(np.float64), len(labels) / (time.perf_counter() - start)
+
+
+def evaluate(name: str, model_dir: Path, prepared: Path, out: Path, cfg: dict) -> dict:
+    """Write out/metrics.json and the detail reports for cfg['split']; return the metrics."""
+    meta = read_meta(prepared)
+    classes = meta["classes"]
+    model = load_model(name, model_dir, classes)
+    detail = cfg["split"]
+    if meta["splits"][detail]["count"] == 0:
+        raise UserError(f"evaluate.split is '{detail}' but that split is empty; set evaluate.split to a split "
+                        f"with images ({', '.join(s for s in SPLITS if meta['splits'][s]['count'])})")
+    out.mkdir(parents=True, exist_ok=True)
+    results: dict[str, dict] = {}
+    for split in SPLITS:
+        if meta["splits"][split]["count"] == 0:
+            continue
+        y, probs, speed = predict(model, prepared, split, cfg["batch_size"])
+        results[split] = metrics.split_metrics(y, probs, cfg["top_k"], cfg["ece_bins"])
+        if split == detail:
+            results["inference"] = {"images_per_s": round(speed, 1), "batch_size": cfg["batch_size"]}
+            _details(y, probs, classes, prepared, split, out, cfg)
+    (out / "metrics.json").write_text(json.dumps(results, indent=2) + "\n")
+    return results
+
+
+def _details(y: np.ndarray, probs: np.ndarray, classes: list[str], prepared: Path, split: str, out: Path,
+             cfg: dict) -> None:
+    pred = probs.argmax(axis=1)
+    report = metrics.per_class(y, pred, classes)
+    report.to_csv(out / "per_class.csv", index=False)
+    (out / "per_class.json").write_text(report.to_json(orient="records", indent=1) + "\n")
+    rows = [{"actual": classes[t], "predicted": classes[p]} for t, p in zip(y, pred, strict=True)]
+    for name in ("confusion.json", "confusion_normalized.json"):  # one file per DVC plot template
+        (out / name).write_text(json.dumps(rows) + "\n")
+    plots.confusion_heatmap(y, pred, classes, f"{out.name}: {split} confusion (row-normalised)",
+                            out / "confusion.png")
+    pairs = metrics.confused_pairs(y, pred, classes, cfg["min_errors"])
+    pairs.to_csv(out / "confused_pairs.csv", index=False)
+    index = pd.read_csv(prepared / f"{split}.csv", dtype={"path": str}, keep_default_na=False)
+    predictions = pd.DataFrame({"path": index["path"], "true": [classes[t] for t in y],
+                                "predicted": [classes[p] for p in pred], "confidence": probs.max(axis=1)})
+    predictions = pd.concat([predictions, pd.DataFrame(probs, columns=[f"prob_{c}" for c in classes])], axis=1)
+    predictions.to_csv(out / "predictions.csv", index=False, float_format="%.5f")
+    images = load_split(prepared, split)[0]
+    plots.gallery(pairs.head(cfg["gallery_pairs"]), images, y, pred, classes, cfg["gallery_per_pair"],
+                  out / "gallery.png")

@@ -1,0 +1,27 @@
+"""evaluate: score one trained model (`python -m stages.evaluate <name>`) on train, val and test."""
+
+import sys
+from pathlib import Path
+
+from imageclf import params
+from imageclf.errors import UserError, cli
+
+PREPARED = Path("data/prepared")
+
+
+@cli
+def main() -> None:
+    if len(sys.argv) != 2:
+        raise UserError("usage: python -m stages.evaluate <model name from params.yaml 'models:'>")
+    name = sys.argv[1]
+    cfg = params.load(("evaluate",))["evaluate"]
+    from imageclf import evaluation  # TensorFlow loads only once the params are known to be good
+
+    results = evaluation.evaluate(name, Path("models") / name, PREPARED, Path("reports/eval") / name, cfg)
+    split = results[cfg["split"]]
+    print(f"evaluate {name}: {cfg['split']} accuracy {split['accuracy']:.4f}, macro F1 {split['macro_f1']:.4f}, "
+          f"{results['inference']['images_per_s']:.0f} images/s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,161 @@
+"""evaluate and compare: metric values checked by hand, bad inputs, and the report renders every section."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from conftest import ROOT, Project, make_folder_tree
+
+from imageclf import metrics
+from imageclf.errors import UserError
+
+
+def test_split_metrics_by_hand():
+    y = np.array([0, 0, 1, 1, 2, 2])
+    probs = np.array([[0.8, 0.1, 0.1], [0.4, 0.5, 0.1], [0.2, 0.7, 0.1],
+                      [0.1, 0.8, 0.1], [0.1, 0.2, 0.7], [0.6, 0.3, 0.1]])
+    m = metrics.split_metrics(y, probs, top_k=2, ece_bins=10)
+    # predictions 0,1,1,1,2,0 -> 4 of 6 right
+    assert m["accuracy"] == pytest.approx(4 / 6)
+    assert m["loss"] == pytest.approx(-np.mean(np.log([0.8, 0.4, 0.7, 0.8, 0.7, 0.1])))
+    # top-2: sample 2 (true 0: 0.4 is 2nd) ok, sample 6 (true 2: 0.1 is 3rd) missed -> 5 of 6
+    assert m["top2_accuracy"] == pytest.approx(5 / 6)
+    # per class: class 0 P=1/2 R=1/2; class 1 P=2/3 R=1; class 2 P=1 R=1/2
+    p = [1 / 2, 2 / 3, 1.0]
+    r = [1 / 2, 1.0, 1 / 2]
+    f = [2 * a * b / (a + b) for a, b in zip(p, r, strict=True)]
+    assert m["macro_precision"] == pytest.approx(np.mean(p)) and m["macro_recall"] == pytest.approx(np.mean(r))
+    assert m["macro_f1"] == pytest.approx(np.mean(f)) and m["weighted_f1"] == pytest.approx(np.mean(f))
+    # kappa: po = 4/6, pe = sum(true share * predicted share) = (2*2 + 2*3 + 2*1) / 36
+    assert m["cohen_kappa"] == pytest.approx((4 / 6 - 12 / 36) / (1 - 12 / 36))
+    # ECE with 10 bins: confidences .8 .5 .7 .8 .7 .6, correct 1 0 1 1 1 0
+    bins = {0.8: ([1, 1], [0.8, 0.8]), 0.5: ([0], [0.5]), 0.7: ([1, 1], [0.7, 0.7]), 0.6: ([0], [0.6])}
+    ece = sum(len(c) / 6 * abs(np.mean(c) - np.mean(conf)) for c, conf in bins.values())
+    assert m["ece"] == pytest.approx(ece)
+    assert m["samples"] == 6
+
+
+def test_zero_support_class_is_reported_not_a_crash():
+    y = np.array([0, 0, 1, 1])
+    pred = np.array([0, 1, 1, 1])
+    report = metrics.per_class(y, pred, ["a", "b", "c"])
+    c = report[report["class"] == "c"].iloc[0]
+    assert c["support"] == 0 and c["f1"] == 0 and c["note"] == "no samples of this class in the split"
+    probs = np.eye(3)[pred] * 0.9 + 0.05
+    m = metrics.split_metrics(y, probs, top_k=2, ece_bins=5)
+    assert m["accuracy"] == 0.75 and m["macro_f1"] == pytest.approx(np.mean([2 / 3, 0.8]))
+    single = metrics.split_metrics(np.array([1, 1]), np.eye(3)[[1, 1]] * 0.9 + 0.05, top_k=2, ece_bins=5)
+    assert single["cohen_kappa"] is None  # undefined with one class, written as null
+
+
+def test_confused_pairs_threshold_and_order():
+    y = np.array([0] * 10 + [1] * 10 + [2] * 10)
+    pred = np.array([1] * 7 + [0] * 3 + [2] * 6 + [1] * 4 + [2] * 10)
+    pairs = metrics.confused_pairs(y, pred, ["a", "b", "c"], min_errors=5)
+    assert pairs.to_dict("records") == [
+        {"true": "a", "predicted": "b", "errors": 7, "percent_of_samples": pytest.approx(700 / 30)},
+        {"true": "b", "predicted": "c", "errors": 6, "percent_of_samples": pytest.approx(20.0)},
+    ]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """download -> split -> prepare -> train two tiny models -> evaluate -> compare, in-process."""
+    base = tmp_path_factory.mktemp("eval")
+    root = make_folder_tree(base / "imgs", {"cat": 14, "dog": 14, "eel": 14})
+    mp = pytest.MonkeyPatch()
+    work = base / "project"
+    work.mkdir()
+    project = Project(work, mp)
+    project.params["data"].update(source="folder", path=str(root))
+    project.params["split"]["fractions"] = {"train": 0.5, "val": 0.25, "test": 0.25}
+    project.params["prepare"]["image_size"] = 16
+    project.params["train_defaults"].update(epochs=3, batch_size=8)
+    project.params["models"] = ["tiny_lenet", "tiny_mlp"]
+    project.params["train"] = {"tiny_lenet": {"family": "lenet5", "filters": [4, 8], "dense": [8]},
+                               "tiny_mlp": {"family": "mlp", "units": [16]}}
+    project.params["evaluate"].update(min_errors=0, batch_size=8)
+    project.run("download", "split", "prepare")
+    import stages.evaluate
+    import stages.train
+
+    for name in project.params["models"]:
+        for stage in (stages.train, stages.evaluate):
+            mp.setattr(sys, "argv", ["x", name])
+            stage.main.__wrapped__()
+    project.run("compare")
+    yield project
+    mp.undo()
+
+
+def test_evaluate_outputs_match_the_predictions(trained):
+    out = trained.path / "reports/eval/tiny_lenet"
+    m = json.loads((out / "metrics.json").read_text())
+    assert set(m) == {"train", "val", "test", "inference"} and m["inference"]["images_per_s"] > 0
+    predictions = pd.read_csv(out / "predictions.csv")
+    assert len(predictions) == m["test"]["samples"] == 12
+    assert m["test"]["accuracy"] == pytest.approx((predictions["true"] == predictions["predicted"]).mean())
+    prob_cols = [c for c in predictions if c.startswith("prob_")]
+    assert prob_cols == ["prob_cat", "prob_dog", "prob_eel"]
+    assert np.allclose(predictions[prob_cols].sum(axis=1), 1, atol=1e-3)
+    rows = json.loads((out / "confusion.json").read_text())
+    assert rows == [{"actual": t, "predicted": p} for t, p in zip(predictions["true"], predictions["predicted"],
+                                                                   strict=True)]
+    per_class = pd.read_csv(out / "per_class.csv")
+    assert per_class["support"].tolist() == [4, 4, 4]
+    pairs = pd.read_csv(out / "confused_pairs.csv")
+    wrong = predictions[predictions["true"] != predictions["predicted"]]
+    assert pairs["errors"].sum() == len(wrong)
+    for png in ("confusion.png", "gallery.png"):
+        assert (out / png).stat().st_size > 2000
+
+
+def test_report_renders_every_section(trained):
+    reports = trained.path / "reports"
+    table = pd.read_csv(reports / "compare/comparison.csv")
+    assert table["model"].tolist() == ["tiny_lenet", "tiny_mlp"]
+    assert table["test_accuracy"].notna().all() and table["params_total"].gt(0).all()
+    report = (reports / "report.md").read_text()
+    for section in ("# Model comparison", "## Dataset", "## tiny_lenet", "## tiny_mlp", "compare/curves.png",
+                    "compare/scores.png", "eval/tiny_lenet/confusion.png", "eval/tiny_mlp/gallery.png"):
+        assert section in report
+    page = (reports / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 2 + 2 * 2  # curves, scores, confusion + gallery per model
+    assert "<table" in page and "tiny_mlp" in page and "src=\"reports/" not in page
+
+
+def test_class_list_mismatch_and_missing_model(trained, tmp_path):
+    from imageclf import evaluation
+
+    model_dir = tmp_path / "m"
+    shutil.copytree(trained.path / "models/tiny_mlp", model_dir)
+    (model_dir / "classes.json").write_text(json.dumps({"classes": ["cat", "dog", "fox"]}))
+    with pytest.raises(UserError, match=r"trained on other classes than the data has \(missing \['eel'\], "
+                                        r"extra \['fox'\]\)"):
+        evaluation.load_model("tiny_mlp", model_dir, ["cat", "dog", "eel"])
+    with pytest.raises(UserError, match=r"model.keras not found; train it first \(dvc repro train@ghost\)"):
+        evaluation.load_model("ghost", tmp_path / "ghost", ["cat"])
+
+
+def test_empty_detail_split_is_a_clear_error(trained, tmp_path):
+    params = yaml.safe_load((trained.path / "params.yaml").read_text())
+    params["evaluate"]["split"] = "test"
+    meta = json.loads((trained.path / "data/prepared/meta.json").read_text())
+    work = tmp_path / "w"
+    shutil.copytree(trained.path / "data/prepared", work / "data/prepared")
+    shutil.copytree(trained.path / "models", work / "models")
+    meta["splits"]["test"] = {"count": 0, "shards": []}
+    (work / "data/prepared/meta.json").write_text(json.dumps(meta))
+    (work / "params.yaml").write_text(yaml.safe_dump(params))
+    result = subprocess.run([sys.executable, "-m", "stages.evaluate", "tiny_mlp"], cwd=work, capture_output=True,
+                            text=True, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == ("error: evaluate.split is 'test' but that split is empty; set "
+                                                      "evaluate.split to a split with images (train, val)")
