@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import pandas as pd
 
-from imageclf import loader, metrics, plots
+from imageclf import domain_shift, loader, metrics, plots
 from imageclf.errors import UserError
 from imageclf.shards import load_split, read_meta
 from imageclf.splitting import SPLITS
@@ -40,8 +40,9 @@ def predict(model: keras.Model, prepared: Path, split: str, batch: int) -> tuple
     return labels, probs.astype(np.float64), len(labels) / (time.perf_counter() - start)
 
 
-def evaluate(name: str, model_dir: Path, prepared: Path, out: Path, cfg: dict) -> dict:
-    """Write out/metrics.json and the detail reports for cfg['split']; return the metrics."""
+def evaluate(name: str, model_dir: Path, prepared: Path, out: Path, params: dict) -> dict:
+    """Write out/metrics.json and the detail reports for evaluate.split; return the metrics."""
+    cfg = params["evaluate"]
     meta = read_meta(prepared)
     classes = meta["classes"]
     model = load_model(name, model_dir, classes)
@@ -59,6 +60,9 @@ def evaluate(name: str, model_dir: Path, prepared: Path, out: Path, cfg: dict) -
         if split == detail:
             results["inference"] = {"images_per_s": round(speed, 1), "batch_size": cfg["batch_size"]}
             _details(y, probs, classes, prepared, split, out, cfg)
+    if cfg["domain_shift"] is not None:
+        results["domain_shift"] = domain_shift.evaluate(model, classes, params["data"], params["prepare"],
+                                                        cfg["domain_shift"], cfg)
     (out / "metrics.json").write_text(json.dumps(results, indent=2) + "\n")
     return results
 

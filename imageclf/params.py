@@ -107,6 +107,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "min_errors": Field((int,), minimum=0),
         "gallery_pairs": Field((int,), minimum=1),
         "gallery_per_pair": Field((int,), minimum=1),
+        "domain_shift": Field((dict,), nullable=True),
     },
     # shared defaults of every model entry under `train:`; an entry overrides any of them
     "train_defaults": {
@@ -194,3 +195,10 @@ def image_size(prepare: dict) -> tuple[int, int]:
     """prepare.image_size as (height, width)."""
     size = prepare["image_size"]
     return (size, size) if isinstance(size, int) else (size[0], size[1])
+
+
+def model_argument(argv: list[str], stage: str) -> str:
+    """The model name a per-model stage is called with."""
+    if len(argv) != 2:
+        raise UserError(f"usage: python -m stages.{stage} <model name listed in params.yaml 'models:'>")
+    return argv[1]

@@ -4,20 +4,19 @@ import sys
 from pathlib import Path
 
 from imageclf import params
-from imageclf.errors import UserError, cli
+from imageclf.errors import cli
 
 PREPARED = Path("data/prepared")
 
 
 @cli
 def main() -> None:
-    if len(sys.argv) != 2:
-        raise UserError("usage: python -m stages.evaluate <model name from params.yaml 'models:'>")
-    name = sys.argv[1]
-    cfg = params.load(("evaluate",))["evaluate"]
+    name = params.model_argument(sys.argv, "evaluate")
+    p = params.load(("data", "prepare", "evaluate"))
+    cfg = p["evaluate"]
     from imageclf import evaluation  # TensorFlow loads only once the params are known to be good
 
-    results = evaluation.evaluate(name, Path("models") / name, PREPARED, Path("reports/eval") / name, cfg)
+    results = evaluation.evaluate(name, Path("models") / name, PREPARED, Path("reports/eval") / name, p)
     split = results[cfg["split"]]
     print(f"evaluate {name}: {cfg['split']} accuracy {split['accuracy']:.4f}, macro F1 {split['macro_f1']:.4f}, "
           f"{results['inference']['images_per_s']:.0f} images/s")

@@ -4,16 +4,14 @@ import sys
 from pathlib import Path
 
 from imageclf import params
-from imageclf.errors import UserError, cli
+from imageclf.errors import cli
 
 PREPARED = Path("data/prepared")
 
 
 @cli
 def main() -> None:
-    if len(sys.argv) != 2:
-        raise UserError("usage: python -m stages.train <model name from params.yaml 'train:'>")
-    name = sys.argv[1]
+    name = params.model_argument(sys.argv, "train")
     p = params.load(("train_defaults", "train"))
     from imageclf import training  # TensorFlow loads only once the params are known to be good
 

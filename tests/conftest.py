@@ -119,3 +119,16 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Project:
 @pytest.fixture
 def folder_dataset(tmp_path: Path) -> Path:
     return make_folder_tree(tmp_path / "flowers", {"daisy": 10, "rose": 10, "tulip": 10})
+
+
+def module_project(tmp_path_factory, name: str, classes: dict[str, int]) -> tuple[Project, pytest.MonkeyPatch]:
+    """A scratch project on a generated folder-per-class dataset at 16 px, for module-scoped fixtures."""
+    base = tmp_path_factory.mktemp(name)
+    root = make_folder_tree(base / "imgs", classes)
+    mp = pytest.MonkeyPatch()
+    work = base / "project"
+    work.mkdir()
+    project = Project(work, mp)
+    project.params["data"].update(source="folder", path=str(root))
+    project.params["prepare"]["image_size"] = 16
+    return project, mp

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import ROOT, Project, make_folder_tree
+from conftest import ROOT, make_folder_tree, module_project
 
 from imageclf import metrics
 from imageclf.errors import UserError
@@ -68,15 +68,8 @@ def test_confused_pairs_threshold_and_order():
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """download -> split -> prepare -> train two tiny models -> evaluate -> compare, in-process."""
-    base = tmp_path_factory.mktemp("eval")
-    root = make_folder_tree(base / "imgs", {"cat": 14, "dog": 14, "eel": 14})
-    mp = pytest.MonkeyPatch()
-    work = base / "project"
-    work.mkdir()
-    project = Project(work, mp)
-    project.params["data"].update(source="folder", path=str(root))
+    project, mp = module_project(tmp_path_factory, "eval", {"cat": 14, "dog": 14, "eel": 14})
     project.params["split"]["fractions"] = {"train": 0.5, "val": 0.25, "test": 0.25}
-    project.params["prepare"]["image_size"] = 16
     project.params["train_defaults"].update(epochs=3, batch_size=8)
     project.params["models"] = ["tiny_lenet", "tiny_mlp"]
     project.params["train"] = {"tiny_lenet": {"family": "lenet5", "filters": [4, 8], "dense": [8]},
@@ -159,3 +152,32 @@ def test_empty_detail_split_is_a_clear_error(trained, tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == ("error: evaluate.split is 'test' but that split is empty; set "
                                                       "evaluate.split to a split with images (train, val)")
+
+
+def test_domain_shift_maps_classes_and_counts_the_dropped(trained, tmp_path, monkeypatch):
+    from imageclf import evaluation, images
+    from imageclf.params import image_size
+
+    other = make_folder_tree(tmp_path / "other", {"kitty": 6, "doggo": 6, "bird": 4})
+    monkeypatch.chdir(trained.path)
+    params = yaml.safe_load((trained.path / "params.yaml").read_text())
+    params["evaluate"]["domain_shift"] = {"data": {"source": "folder", "path": str(other)},
+                                          "class_map": {"kitty": "cat", "doggo": "dog"}, "max_per_class": 5}
+    out = tmp_path / "eval"
+    result = evaluation.evaluate("tiny_mlp", trained.path / "models/tiny_mlp", trained.path / "data/prepared", out,
+                                 params)["domain_shift"]
+    assert result["samples"] == 10 and result["dropped_unmapped"] == 4 and result["dropped_by_class"] == {"bird": 4}
+    assert result["source"] == "folder" and result["unreadable"] == 0
+    # oracle: predict the same mapped images directly
+    model = evaluation.load_model("tiny_mlp", trained.path / "models/tiny_mlp", ["cat", "dog", "eel"])
+    paths = [p for c in ("doggo", "kitty") for p in sorted((other / c).iterdir())[:5]]
+    x = np.stack([images.to_array(images.open_image(p.read_bytes(), 10**8), image_size(params["prepare"]),
+                                  params["prepare"]["color"], params["prepare"]["resize"], False) for p in paths])
+    truth = np.array([1] * 5 + [0] * 5)
+    expected = (model.predict(x / 255.0, verbose=0).argmax(axis=1) == truth).mean()
+    assert result["accuracy"] == pytest.approx(expected)
+    assert json.loads((out / "metrics.json").read_text())["domain_shift"]["samples"] == 10
+    params["evaluate"]["domain_shift"]["class_map"] = {"kitty": "lion"}
+    with pytest.raises(UserError, match=r"class_map: \['lion'\] are not classes of the model"):
+        evaluation.evaluate("tiny_mlp", trained.path / "models/tiny_mlp", trained.path / "data/prepared", out,
+                            params)

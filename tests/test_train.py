@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import pytest
 import yaml
-from conftest import ROOT, Project, make_folder_tree
+from conftest import ROOT, module_project
 
 from imageclf import loader, training
 from imageclf.shards import load_split
@@ -24,17 +24,10 @@ from imageclf.shards import load_split
 @pytest.fixture(scope="module")
 def tiny_cache(tmp_path_factory) -> Path:
     """A prepared 16 px cache of 3 classes, imbalanced 60/30/15, built once for this module."""
-    base = tmp_path_factory.mktemp("tiny")
-    root = make_folder_tree(base / "imgs", {"a": 60, "b": 30, "c": 15})
-    mp = pytest.MonkeyPatch()
-    work = base / "project"
-    work.mkdir()
-    project = Project(work, mp)
-    project.params["data"].update(source="folder", path=str(root))
-    project.params["prepare"]["image_size"] = 16
+    project, mp = module_project(tmp_path_factory, "tiny", {"a": 60, "b": 30, "c": 15})
     project.run("download", "split", "prepare")
     mp.undo()
-    return work / "data/prepared"
+    return project.path / "data/prepared"
 
 
 def make_project(tmp_path: Path, cache: Path, **overrides) -> Path:

@@ -1,0 +1,5 @@
+#!/usr/bin/env bash
+# The small pipeline run CI makes on a commit: a data subset, short training, two models. Deterministic, so an
+# unchanged commit gives the same metrics every time.
+set -euo pipefail
+.venv/bin/dvc exp run -S data.max_per_class=300 -S train_defaults.epochs=3 -S 'models=[lenet5,mlp]'

@@ -1,0 +1,104 @@
+"""Metric regression check: current metric files against a baseline (a git ref or a saved JSON), per-rule tolerances."""
+
+from __future__ import annotations
+
+import fnmatch
+import glob
+import json
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from imageclf.errors import UserError
+from imageclf.params import Field, validate_section
+
+RULE_SCHEMA = {
+    "files": Field((str,)),  # glob of metric files, e.g. reports/eval/*/metrics.json
+    "metric": Field((str,)),  # dotted key inside each file, e.g. test.accuracy
+    "direction": Field((str,), choices=("higher", "lower")),  # which way is better
+    "tolerance": Field((int, float), minimum=0),  # allowed change in the bad direction
+    "relative": Field((bool,)),  # tolerance in % of the baseline value instead of absolute
+}
+
+
+@dataclass
+class Row:
+    file: str
+    metric: str
+    baseline: float | None
+    current: float | None
+    allowed: str
+    verdict: str
+
+    @property
+    def change(self) -> float | None:
+        return None if self.baseline is None or self.current is None else self.current - self.baseline
+
+
+def flatten(data: dict, prefix: str = "") -> dict[str, float]:
+    out = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, name + "."))
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[name] = float(value)
+    return out
+
+
+def current_metrics(patterns: list[str]) -> dict[str, dict[str, float]]:
+    return {path: flatten(json.loads(Path(path).read_text())) for pattern in patterns
+            for path in sorted(glob.glob(pattern))}
+
+
+def baseline_metrics(baseline: str, patterns: list[str]) -> dict[str, dict[str, float]]:
+    """From a JSON file saved by --save (path -> metric -> value), or from the metric files at a git ref."""
+    if Path(baseline).is_file():
+        return json.loads(Path(baseline).read_text())
+    listing = subprocess.run(["git", "ls-tree", "-r", "--name-only", baseline], capture_output=True, text=True)
+    if listing.returncode:
+        raise UserError(f"check.baseline: '{baseline}' is neither a baseline JSON file nor a git ref "
+                        f"({listing.stderr.strip()})")
+    out = {}
+    for path in listing.stdout.splitlines():
+        if any(fnmatch.fnmatch(path, pattern) for pattern in patterns):
+            shown = subprocess.run(["git", "show", f"{baseline}:{path}"], capture_output=True, text=True, check=True)
+            out[path] = flatten(json.loads(shown.stdout))
+    return out
+
+
+def compare(rules: list[dict], baseline: dict, current: dict) -> list[Row]:
+    """One row per (file, metric) of each rule, in the baseline or the workspace; missing ones fail."""
+    rows = []
+    for i, rule in enumerate(rules):
+        validate_section(f"check.rules[{i}]", rule, RULE_SCHEMA)
+        files = sorted({p for p in [*baseline, *current] if fnmatch.fnmatch(p, rule["files"])})
+        if not files:
+            rows.append(Row(rule["files"], rule["metric"], None, None, "-", "FAIL: no metric file"))
+        for path in files:
+            old = baseline.get(path, {}).get(rule["metric"])
+            new = current.get(path, {}).get(rule["metric"])
+            rows.append(_judge(path, rule, old, new))
+    return rows
+
+
+def _judge(path: str, rule: dict, old: float | None, new: float | None) -> Row:
+    unit = "%" if rule["relative"] else ""
+    sign = "-" if rule["direction"] == "higher" else "+"
+    allowed = f"{sign}{rule['tolerance']}{unit}"
+    if old is None or new is None:
+        missing = "baseline" if old is None else "current"
+        return Row(path, rule["metric"], old, new, allowed, f"FAIL: missing in {missing}")
+    limit = abs(old) * rule["tolerance"] / 100 if rule["relative"] else rule["tolerance"]
+    worse = old - new if rule["direction"] == "higher" else new - old
+    return Row(path, rule["metric"], old, new, allowed, "ok" if worse <= limit + 1e-12 else "REGRESSION")
+
+
+def markdown(rows: list[Row]) -> str:
+    def num(v: float | None) -> str:
+        return "-" if v is None else f"{v:.4g}"
+
+    lines = ["| file | metric | baseline | current | change | allowed | verdict |", "|---|---|---|---|---|---|---|"]
+    lines += [f"| {r.file} | {r.metric} | {num(r.baseline)} | {num(r.current)} | {num(r.change)} | {r.allowed} | "
+              f"{r.verdict} |" for r in rows]
+    return "\n".join(lines)

@@ -1,0 +1,49 @@
+"""check: fail (exit 1) when a metric regressed against the baseline beyond its tolerance in params.yaml 'check'.
+
+    python -m stages.check                    # baseline from params (a git ref such as main, or a JSON file)
+    python -m stages.check --baseline HEAD~1  # any git ref or baseline file
+    python -m stages.check --save FILE        # write the current metrics as a baseline file to commit
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from imageclf import params, regression
+from imageclf.errors import UserError, cli
+
+REPORT = Path("reports/check.md")
+
+
+@cli
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m stages.check")
+    parser.add_argument("--baseline", help="git ref or baseline JSON (default: params.yaml check.baseline)")
+    parser.add_argument("--save", type=Path, help="write the current metrics to this baseline file and stop")
+    args = parser.parse_args()
+    cfg = params.load(("check",))["check"]
+    if not isinstance(cfg, dict) or not isinstance(cfg.get("rules"), list) or not cfg["rules"]:
+        raise UserError("params.yaml: 'check' needs 'baseline' and a non-empty list 'rules'")
+    patterns = sorted({str(rule.get("files")) for rule in cfg["rules"]})
+    current = regression.current_metrics(patterns)
+    if args.save:
+        args.save.write_text(json.dumps(current, indent=1, sort_keys=True) + "\n")
+        print(f"check: saved {sum(map(len, current.values()))} metrics of {len(current)} files to {args.save}")
+        return
+    baseline = args.baseline or cfg.get("baseline")
+    if not isinstance(baseline, str) or not baseline:
+        raise UserError("params.yaml: 'check.baseline' must be a git ref or a baseline JSON file")
+    rows = regression.compare(cfg["rules"], regression.baseline_metrics(baseline, patterns), current)
+    table = regression.markdown(rows)
+    REPORT.parent.mkdir(parents=True, exist_ok=True)
+    REPORT.write_text(f"Metric check against `{baseline}`\n\n{table}\n")
+    print(table)
+    failed = [r for r in rows if r.verdict != "ok"]
+    print(f"check: {len(rows) - len(failed)} ok, {len(failed)} failed (baseline {baseline})")
+    if failed:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+"""Metric regression check: rules by hand, and the command against a git ref and a saved baseline."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from imageclf import regression
+from imageclf.errors import UserError
+
+ROOT = Path(__file__).resolve().parents[1]
+ACC = {"files": "reports/eval/*/metrics.json", "metric": "test.accuracy", "direction": "higher", "tolerance": 0.01,
+       "relative": False}
+TIME = {"files": "reports/train/*/metrics.json", "metric": "train_time_s", "direction": "lower", "tolerance": 50,
+        "relative": True}
+
+
+def test_rules_by_hand():
+    base = {"reports/eval/a/metrics.json": {"test.accuracy": 0.90}, "reports/train/a/metrics.json":
+            {"train_time_s": 100.0}, "reports/eval/b/metrics.json": {"test.accuracy": 0.80}}
+    now = {"reports/eval/a/metrics.json": {"test.accuracy": 0.895}, "reports/train/a/metrics.json":
+           {"train_time_s": 151.0}, "reports/eval/c/metrics.json": {"test.accuracy": 0.99}}
+    rows = {(r.file, r.metric): r for r in regression.compare([ACC, TIME], base, now)}
+    assert rows[("reports/eval/a/metrics.json", "test.accuracy")].verdict == "ok"  # -0.005 within 0.01
+    assert rows[("reports/train/a/metrics.json", "train_time_s")].verdict == "REGRESSION"  # +51% > 50%
+    assert rows[("reports/eval/b/metrics.json", "test.accuracy")].verdict == "FAIL: missing in current"
+    assert rows[("reports/eval/c/metrics.json", "test.accuracy")].verdict == "FAIL: missing in baseline"
+    assert rows[("reports/eval/a/metrics.json", "test.accuracy")].change == pytest.approx(-0.005)
+    edge = regression.compare([ACC], {"x/eval/a": {}}, {"reports/eval/a/metrics.json": {"test.accuracy": 0.79}})
+    assert [r.verdict for r in edge] == ["FAIL: missing in baseline"]
+    table = regression.markdown(regression.compare([ACC], base, now))
+    assert table.splitlines()[0] == "| file | metric | baseline | current | change | allowed | verdict |"
+    with pytest.raises(UserError, match=r"'check.rules\[0\].direction' must be one of higher, lower"):
+        regression.compare([{**ACC, "direction": "up"}], base, now)
+
+
+def run(repo: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "stages.check", *args], cwd=repo, capture_output=True, text=True,
+                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HOME": str(repo)})
+
+
+def write_metrics(repo: Path, accuracy: float, seconds: float) -> None:
+    for folder, data in (("eval", {"test": {"accuracy": accuracy}}), ("train", {"train_time_s": seconds})):
+        path = repo / f"reports/{folder}/m1/metrics.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(data))
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "params.yaml").write_text(yaml.safe_dump({"check": {"baseline": "main", "rules": [ACC, TIME]}}))
+    write_metrics(repo, 0.90, 100)
+    for cmd in (["init", "-q", "-b", "main"], ["add", "-A"], ["-c", "user.email=t@e", "-c", "user.name=t", "commit",
+                                                                "-qm", "baseline"]):
+        subprocess.run(["git", *cmd], cwd=repo, check=True)
+    return repo
+
+
+def test_check_against_a_git_ref(repo):
+    write_metrics(repo, 0.895, 120)
+    ok = run(repo)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "check: 2 ok, 0 failed (baseline main)" in ok.stdout
+    write_metrics(repo, 0.85, 120)
+    bad = run(repo)
+    assert bad.returncode == 1
+    row = next(line for line in bad.stdout.splitlines() if "test.accuracy" in line)
+    assert row == "| reports/eval/m1/metrics.json | test.accuracy | 0.9 | 0.85 | -0.05 | -0.01 | REGRESSION |"
+    assert "REGRESSION" in (repo / "reports/check.md").read_text()
+
+
+def test_missing_metric_fails(repo):
+    (repo / "reports/eval/m1/metrics.json").write_text(json.dumps({"test": {}}))
+    result = run(repo)
+    assert result.returncode == 1 and "FAIL: missing in current" in result.stdout
+
+
+def test_saved_json_baseline(repo):
+    saved = run(repo, "--save", "baseline.json")
+    assert saved.returncode == 0 and json.loads((repo / "baseline.json").read_text())[
+        "reports/eval/m1/metrics.json"] == {"test.accuracy": 0.9}
+    write_metrics(repo, 0.90, 200)
+    result = run(repo, "--baseline", "baseline.json")
+    assert result.returncode == 1 and "train_time_s | 100 | 200 | 100 | +50% | REGRESSION" in result.stdout
+
+
+def test_unknown_baseline_is_one_line(repo):
+    result = run(repo, "--baseline", "no-such-branch")
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("error: check.baseline: 'no-such-branch' is neither a baseline JSON")
