@@ -29,7 +29,7 @@ def dvc(repo: Path, *args: str) -> subprocess.CompletedProcess:
 
 def scratch_repo(tmp_path: Path, params: dict) -> Path:
     repo = tmp_path / "repo"
-    repo.mkdir()
+    repo.mkdir(parents=True)
     for name in PROJECT_FILES:
         src = ROOT / name
         if src.is_dir():
