@@ -95,6 +95,13 @@ def test_changing_one_model_reruns_exactly_its_stages(tmp_path, tiny_params):
     assert stages_run(exp.stdout) == ["train@m1", "evaluate@m1", "compare"]
     shown = json.loads(dvc(repo, "exp", "show", "--json").stdout)
     assert "0.01" in json.dumps(shown)
+    diff = json.loads(dvc(repo, "metrics", "diff", "--json").stdout)
+    assert "eval.loss" in diff["reports/train/m1/metrics.json"]  # the retrained model's own log changed
+    assert "reports/eval/m2/metrics.json" not in diff  # m2 did not change
+    plots = dvc(repo, "plots", "diff", "HEAD", "--json").stdout
+    for plot in ("reports/eval/m1/confusion.json", "reports/eval/m1/confusion_normalized.json",
+                 "reports/train/m1/plots/metrics"):
+        assert plot in plots
 
 
 def test_queued_two_point_sweep_gives_both_experiments_metrics(tmp_path, tiny_params):

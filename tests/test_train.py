@@ -146,3 +146,29 @@ def test_accelerator_settings_follow_the_params():
     assert training.accelerator_settings({"mixed_precision": "auto", "xla": "auto"}) == (False, False)  # no GPU here
     assert training.accelerator_settings({"mixed_precision": "on", "xla": "on"}) == (True, True)
     assert training.accelerator_settings({"mixed_precision": "off", "xla": "off"}) == (False, False)
+
+
+def test_imbalance_handling_on_elpv(tmp_path, monkeypatch):
+    """elpv is imbalanced (1508/295/106/715): balanced class weights and oversampling on a real subset."""
+    from conftest import Project
+
+    from imageclf import sources
+
+    real = sources.SOURCES["elpv"]
+    monkeypatch.setitem(sources.SOURCES, "elpv",
+                        lambda data: sources.Collection(real(data).items[::8], [], {}, real(data).class_order))
+    work = tmp_path / "elpv"
+    work.mkdir()
+    project = Project(work, monkeypatch)
+    project.params["data"].update(source="elpv", path=".")
+    project.params["prepare"].update(image_size=16, color="grayscale")
+    project.run("download", "split", "prepare")
+    labels = load_split(work / "data/prepared", "train")[1]
+    counts = np.bincount(labels, minlength=4)
+    assert counts.max() > 5 * counts.min() > 0
+    weights = training.class_weights(labels, 4)
+    for k in range(4):
+        assert weights[k] == pytest.approx(len(labels) / (4 * counts[k]))
+    ds = loader.dataset(work / "data/prepared", "train", 32, shuffle=True, oversample=True, seed=0, epochs=(0, 3))
+    drawn = np.concatenate([y.numpy() for _, y in ds.take(3 * -(-len(labels) // 32))])
+    assert np.all(np.abs(np.bincount(drawn, minlength=4) / len(drawn) - 0.25) < 0.06)
