@@ -43,10 +43,9 @@ def scratch_repo(tmp_path: Path, params: dict) -> Path:
     return repo
 
 
-@pytest.fixture
-def tiny_params(tmp_path: Path) -> dict:
+def tiny_params(images: Path) -> dict:
     params = base_params()
-    root = make_folder_tree(tmp_path / "images", {"daisy": 8, "rose": 8})
+    root = images if images.exists() else make_folder_tree(images, {"daisy": 8, "rose": 8})
     params["data"].update(source="folder", path=str(root))
     params["split"]["fractions"] = {"train": 0.5, "val": 0.25, "test": 0.25}
     params["prepare"].update(image_size=12, workers=2)
@@ -61,36 +60,56 @@ def git(repo: Path, *args: str) -> None:
     subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)
 
 
-def test_dvc_repro_runs_every_stage_then_is_a_no_op(tmp_path, tiny_params):
-    repo = scratch_repo(tmp_path, tiny_params)
-    git(repo, "add", "-A")
-    git(repo, "commit", "-qm", "pipeline")  # dvclive needs a commit
-    first = dvc(repo, "repro")
-    for stage in ("download", "split", "prepare", "train@m1", "train@m2"):
-        assert f"Running stage '{stage}'" in first.stdout
-    assert (repo / "data/prepared/meta.json").exists()
-    metrics = dvc(repo, "metrics", "show", "--json").stdout
-    assert '"images": 16' in metrics
-    again = dvc(repo, "repro")
-    assert "Running stage" not in again.stdout and "up to date" in again.stdout
-
-
-def committed_repro(tmp_path: Path, params: dict) -> Path:
+def committed_repro(tmp_path: Path, params: dict) -> tuple[Path, str]:
+    """A scratch repo after `dvc repro` with everything committed; also returns what the run printed."""
     repo = scratch_repo(tmp_path, params)
     git(repo, "add", "-A")
-    git(repo, "commit", "-qm", "pipeline")
-    dvc(repo, "repro")
+    git(repo, "commit", "-qm", "pipeline")  # dvclive needs a commit
+    output = dvc(repo, "repro").stdout
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "baseline")
-    return repo
+    return repo, output
 
 
 def stages_run(output: str) -> list[str]:
     return re.findall(r"Running stage '([^']+)'", output)
 
 
-def test_changing_one_model_reruns_exactly_its_stages(tmp_path, tiny_params):
-    repo = committed_repro(tmp_path, tiny_params)
+@pytest.fixture(scope="module")
+def baseline(tmp_path_factory) -> tuple[Path, str, Path]:
+    """One full run shared by this module's tests (in file order: the later ones run experiments in it)."""
+    base = tmp_path_factory.mktemp("pipeline")
+    images = base / "images"
+    repo, output = committed_repro(base, tiny_params(images))
+    return repo, output, images
+
+
+def test_dvc_repro_runs_every_stage_then_is_a_no_op(baseline):
+    repo, first, _ = baseline
+    assert stages_run(first) == ["download", "split", "prepare", "train@m1", "train@m2", "evaluate@m1",
+                                 "evaluate@m2", "compare"]
+    assert '"images": 16' in dvc(repo, "metrics", "show", "--json").stdout
+    again = dvc(repo, "repro")
+    assert stages_run(again.stdout) == [] and "up to date" in again.stdout
+
+
+def test_two_runs_from_scratch_are_identical(baseline, tmp_path):
+    first, _, images = baseline
+    second, _ = committed_repro(tmp_path, tiny_params(images))
+    repos = (first, second)
+    for split in ("train", "val", "test"):
+        a, b = ((r / f"data/split/{split}.csv").read_bytes() for r in repos)
+        assert a == b
+    for model in ("m1", "m2"):
+        for path, timing in ((f"reports/eval/{model}/metrics.json", "inference"),
+                             (f"reports/train/{model}/metrics.json", "train_time_s")):
+            a, b = (json.loads((r / path).read_text()) for r in repos)
+            a.pop(timing), b.pop(timing)  # wall-clock figures differ by nature
+            assert a == b
+
+
+def test_changing_one_model_reruns_exactly_its_stages(baseline):
+    repo, _, _ = baseline
     exp = dvc(repo, "exp", "run", "-S", "train.m1.lr=0.01")
     assert stages_run(exp.stdout) == ["train@m1", "evaluate@m1", "compare"]
     shown = json.loads(dvc(repo, "exp", "show", "--json").stdout)
@@ -104,8 +123,8 @@ def test_changing_one_model_reruns_exactly_its_stages(tmp_path, tiny_params):
         assert plot in plots
 
 
-def test_queued_two_point_sweep_gives_both_experiments_metrics(tmp_path, tiny_params):
-    repo = committed_repro(tmp_path, tiny_params)
+def test_queued_two_point_sweep_gives_both_experiments_metrics(baseline):
+    repo, _, _ = baseline
     dvc(repo, "exp", "run", "--queue", "-S", "train.m1.lr=0.002,0.004")
     dvc(repo, "queue", "start", "-j", "1")
     deadline = time.time() + 400
@@ -116,21 +135,9 @@ def test_queued_two_point_sweep_gives_both_experiments_metrics(tmp_path, tiny_pa
         time.sleep(3)
     assert status.count("Success") == 2, status
     table = pd.read_csv(io.StringIO(dvc(repo, "exp", "show", "--csv").stdout))
-    runs = table[table["typ"] != "baseline"]
+    queued = table[table["Experiment"].notna() & (table["typ"] != "baseline")]
     accuracy = next(c for c in table.columns if "eval/m1" in c and c.endswith("test.accuracy"))
     lr = next(c for c in table.columns if c.endswith("train.m1.lr"))
-    assert sorted(runs[lr].astype(float)) == [0.002, 0.004]
-    assert runs[accuracy].notna().all() and len(runs) == 2
-
-
-def test_two_runs_from_scratch_are_identical(tmp_path, tiny_params):
-    repos = [committed_repro(tmp_path / name, tiny_params) for name in ("a", "b")]
-    for split in ("train", "val", "test"):
-        a, b = ((r / f"data/split/{split}.csv").read_bytes() for r in repos)
-        assert a == b
-    for model in ("m1", "m2"):
-        for path, timing in ((f"reports/eval/{model}/metrics.json", "inference"),
-                             (f"reports/train/{model}/metrics.json", "train_time_s")):
-            a, b = (json.loads((r / path).read_text()) for r in repos)
-            a.pop(timing), b.pop(timing)  # wall-clock figures differ by nature
-            assert a == b
+    swept = queued[queued[lr].astype(float).isin([0.002, 0.004])]
+    assert sorted(swept[lr].astype(float)) == [0.002, 0.004]
+    assert swept[accuracy].notna().all()
