@@ -7,6 +7,6 @@ base=$(mktemp -d)/main
 git fetch --quiet origin main
 git worktree add --force --detach "$base" origin/main
 ln -sfn "$repo/.venv" "$base/.venv"
-(cd "$base" && bash "$repo/ci/small_run.sh" && .venv/bin/python -m stages.check --save "$repo/reports/baseline-main.json")
+(cd "$base" && bash "$repo/ci/small_run.sh" && "$repo/.venv/bin/python" -m stages.check --save "$repo/reports/baseline-main.json")
 git worktree remove --force "$base"
 .venv/bin/python -m stages.check --baseline reports/baseline-main.json

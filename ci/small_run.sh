@@ -2,4 +2,5 @@
 # The small pipeline run CI makes on a commit: a data subset, short training, two models. Deterministic, so an
 # unchanged commit gives the same metrics every time.
 set -euo pipefail
-.venv/bin/dvc exp run -S data.max_per_class=300 -S train_defaults.epochs=3 -S 'models=[lenet5,mlp]'
+export PATH="$PWD/.venv/bin:$PATH"  # the stages' `python` is the project's venv
+dvc exp run -S data.max_per_class=300 -S train_defaults.epochs=3 -S 'models=[lenet5,mlp]'
