@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -44,9 +43,7 @@ def evaluate(model: keras.Model, classes: list[str], data: dict, prepare: dict, 
     pixels, labels, unreadable = [], [], 0
     for item, label in kept:
         try:
-            raw = images.encode_png(item.origin) if isinstance(item.origin, np.ndarray) else Path(
-                item.origin).read_bytes()
-            img = images.open_image(raw, other["max_image_pixels"])
+            img = images.open_image(item.read(), other["max_image_pixels"])
         except (ValueError, OSError):
             unreadable += 1
             continue

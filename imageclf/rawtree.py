@@ -12,7 +12,6 @@ import zipfile
 from collections import Counter, defaultdict
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
@@ -23,10 +22,11 @@ from imageclf.sources import Collection, Item
 MANIFEST_COLUMNS = ["path", "label", "class_name", "id", "width", "height", "hash", "official_split"]
 
 
-def _inspect(job: tuple[str, str | np.ndarray, int]) -> tuple[str, bytes | None, images.ImageInfo | None, str]:
-    path, origin, max_pixels = job
+def _inspect(job: tuple[Item, int]) -> tuple[str, bytes | None, images.ImageInfo | None, str]:
+    item, max_pixels = job
+    path = item.path
     try:
-        data = images.encode_png(origin) if isinstance(origin, np.ndarray) else Path(origin).read_bytes()
+        data = item.read()
         return path, data, images.inspect(data, max_pixels), ""
     except ValueError as err:
         return path, None, None, str(err)
@@ -49,7 +49,7 @@ def write(collection: Collection, out_dir: Path, reports: Path, max_pixels: int,
         dup = next(p for p, n in Counter(i.path for i in collection.items).items() if n > 1)
         raise UserError(f"two images map to the same tree path '{dup}'")
     rows, skipped = [], list(collection.skipped)
-    jobs = [(item.path, item.origin, max_pixels) for item in collection.items]
+    jobs = [(item, max_pixels) for item in collection.items]
     ctx = multiprocessing.get_context("fork")
     with ctx.Pool(workers(n_workers)) as pool, zipfile.ZipFile(out_dir / "images.zip", "w", zipfile.ZIP_STORED) as zf:
         results = pool.imap(_inspect, jobs, chunksize=256)

@@ -17,7 +17,7 @@ import numpy as np
 
 from imageclf import archive, fashion_mnist
 from imageclf.errors import UserError
-from imageclf.images import IMAGE_EXTENSIONS
+from imageclf.images import IMAGE_EXTENSIONS, encode_png
 
 LIST_FILES = {"train.txt": "train", "val.txt": "val", "validation.txt": "val", "test.txt": "test"}
 
@@ -33,6 +33,10 @@ class Item:
     origin: str | np.ndarray  # a file to read, or pixels to encode as PNG
     official_split: str = ""
     extra: dict[str, str] = field(default_factory=dict)
+
+    def read(self) -> bytes:
+        """The image file's bytes (pixels from an array source are encoded as PNG)."""
+        return encode_png(self.origin) if isinstance(self.origin, np.ndarray) else Path(self.origin).read_bytes()
 
 
 @dataclass
