@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import pandas as pd
 
-from imageclf import domain_shift, loader, metrics, plots
+from imageclf import domain_shift, loader, metrics, plots, transfer
 from imageclf.errors import UserError
 from imageclf.shards import load_split, read_meta
 from imageclf.splitting import SPLITS
@@ -27,7 +27,7 @@ def load_model(name: str, model_dir: Path, classes: list[str]) -> keras.Model:
         detail = f"missing {missing}, extra {extra}" if missing or extra else "same names, other order"
         raise UserError(f"{name} was trained on other classes than the data has ({detail}); "
                         f"retrain it (dvc repro train@{name})")
-    return keras.models.load_model(path)
+    return keras.models.load_model(path, custom_objects={"BackbonePreprocess": transfer.BackbonePreprocess})
 
 
 def predict(model: keras.Model, prepared: Path, split: str, batch: int) -> tuple[np.ndarray, np.ndarray, float]:

@@ -14,12 +14,15 @@ from dataclasses import dataclass
 import keras
 from keras import layers, regularizers
 
+from imageclf import transfer
+
 
 @dataclass(frozen=True)
 class Family:
     name: str
     build: Callable[..., keras.Model]
     min_size: int  # smallest input height/width the architecture accepts
+    check: Callable[[dict, str], None] | None = None  # semantic checks of the chosen hyperparameters
 
     def hyperparameters(self) -> dict[str, object]:
         """The builder's keyword hyperparameters and their defaults."""
@@ -30,9 +33,9 @@ class Family:
 REGISTRY: dict[str, Family] = {}
 
 
-def register(name: str, min_size: int = 1) -> Callable:
+def register(name: str, min_size: int = 1, check: Callable[[dict, str], None] | None = None) -> Callable:
     def wrap(build: Callable[..., keras.Model]) -> Callable[..., keras.Model]:
-        REGISTRY[name] = Family(name, build, min_size)
+        REGISTRY[name] = Family(name, build, min_size, check)
         return build
 
     return wrap
@@ -128,3 +131,32 @@ def cnn_small(input_shape: tuple, num_classes: int, *, filters: list[int] = (32,
     x = layers.Dense(dense, activation="relu")(x)
     x = layers.Dropout(dropout)(x)
     return keras.Model(inputs, _classifier(x, num_classes), name="cnn_small")
+
+
+@register("transfer", check=transfer.check_hyper)
+def transfer_model(input_shape: tuple, num_classes: int, *, backbone: str = "efficientnet_lite0",
+                   weights: str | None = "imagenet", mode: str = "frozen", input_size: int | None = None,
+                   finetune_top_n: int = 20, head_epochs: int = 0, finetune_lr_factor: float = 0.1,
+                   pooling: str = "avg", dense: list[int] = (256,), dropout: float = 0.2,
+                   batch_norm: bool = False) -> keras.Model:
+    """ImageNet backbone (transfer.BACKBONES) + head: global average pooling (or avg-pool 4x4 + flatten), dense
+    layers with optional batch norm and dropout. mode frozen: backbone fixed; finetune: its top finetune_top_n
+    layers train too (after head_epochs epochs of head only, at lr * finetune_lr_factor); scratch: random init.
+    """
+    features = transfer.extractor(input_shape, backbone, weights, input_size, mode, pooling)
+    head_in = keras.Input(features.output.shape[1:])
+    x = head_in
+    for n in dense:
+        x = layers.Dense(n, activation="relu")(x)
+        if batch_norm:
+            x = layers.BatchNormalization()(x)
+        if dropout:
+            x = layers.Dropout(dropout)(x)
+    if not dense and dropout:
+        x = layers.Dropout(dropout)(x)
+    head = keras.Model(head_in, _classifier(x, num_classes), name="head")
+    inputs = keras.Input(input_shape)
+    model = keras.Model(inputs, head(features(inputs)), name=f"transfer_{backbone}")
+    if mode == "finetune" and not head_epochs:
+        transfer.unfreeze_top(model, finetune_top_n)
+    return model

@@ -19,7 +19,7 @@ from dvclive.keras import DVCLiveCallback
 from scmrepo.exceptions import SCMError
 from sklearn.utils.class_weight import compute_class_weight
 
-from imageclf import loader
+from imageclf import features, loader, transfer
 from imageclf.errors import UserError
 from imageclf.models import REGISTRY, Family
 from imageclf.params import SCHEMA, validate_section
@@ -63,10 +63,16 @@ def model_config(params: dict, name: str) -> dict:
             raise UserError(f"params.yaml: 'train.{name}.{key}' is neither a training key nor a hyperparameter of "
                             f"family '{family.name}'{tip}; family keys: {', '.join(hyper) or 'none'}")
     validate_section(f"train.{name}", training, TRAIN_KEYS)
-    return {"name": name, "family": family.name, "hyper": chosen, **training}
+    if family.check:
+        family.check({**hyper, **chosen}, f"train.{name}")
+    cfg = {"name": name, "family": family.name, "hyper": chosen, **training}
+    phases(cfg)  # a fine-tuning schedule that does not fit in epochs is an error now, not after the head phase
+    return cfg
 
 
 def _check_hyper(name: str, key: str, value: object, default: object) -> object:
+    if default is None:  # optional value: the family's own check validates it
+        return value
     if isinstance(default, (list, tuple)):
         ok = isinstance(value, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
         expected = "a list of numbers"
@@ -75,7 +81,10 @@ def _check_hyper(name: str, key: str, value: object, default: object) -> object:
     elif isinstance(default, float):
         ok, expected = isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0, "a number >= 0"
     elif isinstance(default, int):
-        ok, expected = isinstance(value, int) and not isinstance(value, bool) and value >= 1, "an integer >= 1"
+        low = min(default, 1)  # a count whose default is 0 may be 0
+        ok, expected = isinstance(value, int) and not isinstance(value, bool) and value >= low, f"an integer >= {low}"
+    elif isinstance(default, str):
+        ok, expected = value is None or isinstance(value, str), "a string or null"
     else:
         ok, expected = isinstance(value, type(default)), type(default).__name__
     if not ok:
@@ -150,9 +159,10 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
 
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
-        if self.restored:
+        if self.restored:  # used once: a later fit (next fine-tuning phase) starts from what it is then
             self.wait, self.best, self.best_epoch = (self.restored[k] for k in ("wait", "best", "best_epoch"))
             self.best_weights = self.restored["best_weights"]
+            self.restored = None
 
     def state(self) -> dict:
         return {"wait": self.wait, "best": float(self.best), "best_epoch": self.best_epoch}
@@ -216,7 +226,53 @@ def fingerprint(cfg: dict, meta: dict) -> str:
 # --- the run -----------------------------------------------------------------------------------------------------
 
 
-def train(cfg: dict, prepared: Path, model_dir: Path, live_dir: Path) -> dict:
+def build(cfg: dict, family: Family, shape: tuple, n_classes: int) -> keras.Model:
+    """The entry's model; a problem the builder finds (weights file, offline download) names the entry."""
+    try:
+        return family.build(shape, n_classes, **cfg["hyper"])
+    except UserError as err:
+        raise UserError(f"train.{cfg['name']}: {err}") from None
+
+
+def cached_features(cfg: dict, family: Family, prepared: Path, features_root: Path | None) -> Path | None:
+    """The feature set a frozen transfer entry trains its head on, or None (with the reason in the log)."""
+    hyper = hyperparameters(cfg)
+    if cfg["family"] != "transfer" or hyper["mode"] != "frozen" or features_root is None:
+        return None
+    if cfg["augment"]:
+        print(f"train {cfg['name']}: augment {cfg['augment']} changes every image each epoch, so cached features "
+              "are not used: training through the frozen backbone (slower)")
+        return None
+    found = features.find(features_root, features.fingerprint(prepared), hyper)
+    if found is None:
+        print(f"train {cfg['name']}: no cached features for {features.key(hyper)} in {features_root}: training "
+              f"through the frozen backbone (slower); add that key to params.yaml 'features:' to cache them")
+    else:
+        print(f"train {cfg['name']}: training the head on cached features {found}")
+    return found
+
+
+def hyperparameters(cfg: dict) -> dict:
+    """The entry's family hyperparameters, defaults included."""
+    return {**REGISTRY[cfg["family"]].hyperparameters(), **cfg["hyper"]}
+
+
+def phases(cfg: dict) -> list[tuple[int, int]]:
+    """(first, stop) epochs of each fit: fine-tuning with head_epochs trains the head alone first."""
+    hyper = hyperparameters(cfg)
+    if cfg["family"] != "transfer" or hyper["mode"] != "finetune" or not hyper["head_epochs"]:
+        return [(0, cfg["epochs"])]
+    if hyper["head_epochs"] >= cfg["epochs"]:
+        raise UserError(f"params.yaml: 'train.{cfg['name']}.head_epochs' ({hyper['head_epochs']}) must be less than "
+                        f"epochs ({cfg['epochs']}), or the top layers never train; lower it or raise epochs")
+    return [(0, hyper["head_epochs"]), (hyper["head_epochs"], cfg["epochs"])]
+
+
+def _compile(model: keras.Model, cfg: dict, xla: bool) -> None:
+    model.compile(make_optimizer(cfg), loss="sparse_categorical_crossentropy", metrics=["accuracy"], jit_compile=xla)
+
+
+def train(cfg: dict, prepared: Path, model_dir: Path, live_dir: Path, features_root: Path | None = None) -> dict:
     """Train (or resume) one model entry; write model_dir/model.keras and dvclive logs; return summary metrics."""
     meta = read_meta(prepared)
     shape, n_classes = tuple(meta["shape"]), len(meta["classes"])
@@ -231,29 +287,36 @@ def train(cfg: dict, prepared: Path, model_dir: Path, live_dir: Path) -> dict:
     keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
     print(f"train {cfg['name']}: {type(strategy).__name__} with {strategy.num_replicas_in_sync} replica(s), "
           f"mixed precision {'on' if mixed else 'off'}, XLA {'on' if xla else 'off'}")
+    cached = cached_features(cfg, family, prepared, features_root)
 
     early = ResumableEarlyStopping(monitor="val_loss", patience=cfg["patience"], restore_best_weights=True)
-    ckpt = Checkpoints(model_dir / "checkpoints", fingerprint(cfg, meta), early)
+    ckpt = Checkpoints(model_dir / "checkpoints", fingerprint({**cfg, "features": bool(cached)}, meta), early)
     state = ckpt.resume_state()
     with strategy.scope():
-        if state:
-            model = keras.models.load_model(ckpt.last)
-            for variable, value in zip(_seed_states(model), state["seed_states"], strict=True):
+        model = None if state and not cached else build(cfg, family, shape, n_classes)
+        if state:  # the fitted model: the whole model, or its head when it trains on cached features
+            fitted = keras.models.load_model(ckpt.last)
+            for variable, value in zip(_seed_states(fitted), state["seed_states"], strict=True):
                 variable.assign(value)
             early.restored = {**state["early"], "best_weights": keras.models.load_model(ckpt.best).get_weights()}
             print(f"train {cfg['name']}: resuming after epoch {state['epoch'] + 1} from {ckpt.last}")
         else:
             ckpt.start_fresh()
-            model = family.build(shape, n_classes, **cfg["hyper"])
-            model.compile(make_optimizer(cfg), loss="sparse_categorical_crossentropy", metrics=["accuracy"],
-                          jit_compile=xla)
+            fitted = model.get_layer("head") if cached else model
+            _compile(fitted, cfg, xla)
     first = state["epoch"] + 1 if state else 0
     train_labels = load_split(prepared, "train")[1]
     weights = class_weights(train_labels, n_classes) if cfg["class_weight"] == "balanced" else None
     batch, n_train = cfg["batch_size"], len(train_labels)
-    train_ds = loader.dataset(prepared, "train", batch, shuffle=True, augment=cfg["augment"], seed=cfg["seed"],
-                              epochs=(first, cfg["epochs"]), oversample=cfg["oversample"])
-    val_ds = loader.dataset(prepared, "val", batch)
+
+    def train_data(epochs: tuple[int, int]) -> tf.data.Dataset:
+        if cached:
+            return features.dataset(cached, "train", batch, shuffle=True, seed=cfg["seed"], epochs=epochs,
+                                    oversample=cfg["oversample"])
+        return loader.dataset(prepared, "train", batch, shuffle=True, augment=cfg["augment"], seed=cfg["seed"],
+                              epochs=epochs, oversample=cfg["oversample"])
+
+    val_ds = features.dataset(cached, "val", batch) if cached else loader.dataset(prepared, "val", batch)
     ckpt.extra = {"train_time_s": state["train_time_s"] if state else 0.0}
     try:
         live = Live(str(live_dir), dvcyaml=False, resume=bool(state), save_dvc_exp=False)
@@ -265,15 +328,35 @@ def train(cfg: dict, prepared: Path, model_dir: Path, live_dir: Path) -> dict:
             live.step = first
             _drop_logged_steps(live_dir, first)
         timer = _Timer(ckpt)
+        runs, hyper = phases(cfg), hyperparameters(cfg)
+
+        def lr(epoch: int, _lr: float) -> float:
+            second = len(runs) > 1 and epoch >= runs[1][0]
+            return learning_rate(cfg, epoch) * (hyper["finetune_lr_factor"] if second else 1.0)
+
         # dvclive logs an epoch before its checkpoint is written: a kill in between re-runs (and re-logs) it
-        callbacks = [keras.callbacks.LearningRateScheduler(lambda e, _lr: learning_rate(cfg, e)),
-                     early, timer, DVCLiveCallback(live=live), ckpt]
-        history = model.fit(train_ds, validation_data=val_ds, epochs=cfg["epochs"], initial_epoch=first,
-                            steps_per_epoch=math.ceil(n_train / batch), class_weight=weights, callbacks=callbacks,
-                            shuffle=False, verbose=2)  # the loader shuffles, keyed on the epoch
-        epochs_run = history.epoch[-1] + 1 if history.epoch else first
+        callbacks = [keras.callbacks.LearningRateScheduler(lr), early, timer, DVCLiveCallback(live=live), ckpt]
+        epochs_run = first
+        for phase, (start, stop) in enumerate(runs):
+            if stop <= first:
+                continue
+            if phase and transfer.unfreeze_top(fitted, hyper["finetune_top_n"]):
+                print(f"train {cfg['name']}: fine-tuning the top {hyper['finetune_top_n']} backbone layers "
+                      f"from epoch {start + 1}")
+                _compile(fitted, cfg, xla)  # a changed trainable set needs a new optimizer
+                if early.restored is None:  # (a resume at this very epoch restored its own state)
+                    early.restored = {**early.state(), "wait": 0, "best_weights": early.best_weights}
+            begin = max(first, start)
+            history = fitted.fit(train_data((begin, stop)), validation_data=val_ds, epochs=stop, initial_epoch=begin,
+                                 steps_per_epoch=math.ceil(n_train / batch), class_weight=weights,
+                                 callbacks=callbacks, shuffle=False, verbose=2)  # the data is shuffled per epoch
+            epochs_run = history.epoch[-1] + 1 if history.epoch else epochs_run
         if early.best_weights is not None:
-            model.set_weights(early.best_weights)
+            fitted.set_weights(early.best_weights)
+        if cached:
+            model.get_layer("head").set_weights(fitted.get_weights())
+        else:
+            model = fitted
         summary = {"best_epoch": early.best_epoch + 1, "best_val_loss": float(early.best), "epochs_run": epochs_run,
                    "train_time_s": round(ckpt.extra["train_time_s"], 2), **param_counts(model)}
         if cfg["retrain_full_epochs"]:
@@ -317,9 +400,8 @@ def retrain_full(cfg: dict, family: Family, prepared: Path, shape: tuple, n_clas
     """A fresh model trained on train+val for retrain_full_epochs epochs (no early stopping)."""
     keras.utils.set_random_seed(cfg["seed"])
     with strategy.scope():
-        model = family.build(shape, n_classes, **cfg["hyper"])
-        model.compile(make_optimizer(cfg), loss="sparse_categorical_crossentropy", metrics=["accuracy"],
-                      jit_compile=xla)
+        model = build(cfg, family, shape, n_classes)
+        _compile(model, cfg, xla)
     splits = ("train", "val")
     data = loader.dataset(prepared, splits, cfg["batch_size"], shuffle=True, augment=cfg["augment"],
                           seed=cfg["seed"], epochs=(0, cfg["retrain_full_epochs"]))

@@ -13,10 +13,10 @@ PREPARED = Path("data/prepared")
 def main() -> None:
     name = params.model_argument(sys.argv, "train")
     p = params.load(("train_defaults", "train"))
-    from imageclf import training  # TensorFlow loads only once the params are known to be good
+    from imageclf import features, training  # TensorFlow loads only once the params are known to be good
 
     cfg = training.model_config(p, name)
-    summary = training.train(cfg, PREPARED, Path("models") / name, Path("reports/train") / name)
+    summary = training.train(cfg, PREPARED, Path("models") / name, Path("reports/train") / name, features.ROOT)
     print(f"train {name}: best epoch {summary['best_epoch']} of {summary['epochs_run']}, "
           f"val loss {summary['best_val_loss']:.4f}, {summary['train_time_s']:.0f} s")
 

@@ -1,0 +1,77 @@
+"""features: backbone features of every split for each frozen backbone listed under params.yaml 'features:'.
+
+A set whose key (backbone, weights, input size) and prepared data are unchanged is kept as it is (the output
+persists between runs); sets no longer listed are removed.
+"""
+
+import json
+import shutil
+from pathlib import Path
+
+from imageclf import params
+from imageclf.errors import UserError, cli
+
+PREPARED = Path("data/prepared")
+REPORT = Path("reports/data/features.json")  # extraction time and images/s per set
+
+
+def entries(section: object) -> dict[str, dict]:
+    """params.yaml 'features:' validated: name -> complete transfer hyperparameters of a frozen backbone."""
+    from imageclf.features import KEY_FIELDS
+    from imageclf.models import REGISTRY
+
+    if section is None:
+        return {}
+    if not isinstance(section, dict):
+        raise UserError("params.yaml: 'features' must map names to {backbone: ..., weights: ..., input_size: ...}")
+    family = REGISTRY["transfer"]
+    out = {}
+    for name, entry in section.items():
+        if not isinstance(entry, dict) or "backbone" not in entry:
+            raise UserError(f"params.yaml: 'features.{name}' needs a 'backbone' key, e.g. {{backbone: "
+                            "efficientnet_lite0, weights: imagenet, input_size: null, pooling: avg}")
+        unknown = sorted(set(entry) - set(KEY_FIELDS))
+        if unknown:
+            raise UserError(f"params.yaml: 'features.{name}.{unknown[0]}' is not a feature-set key; "
+                            f"keys: {', '.join(KEY_FIELDS)}")
+        hyper = {**family.hyperparameters(), **entry}
+        family.check(hyper, f"features.{name}")
+        out[str(name)] = hyper
+    return out
+
+
+@cli
+def main() -> None:
+    section = params.load(("features",))["features"]
+    from imageclf import features, transfer  # TensorFlow loads only once the params are known to be good
+    from imageclf.shards import read_meta
+
+    sets = entries(section)
+    shape = tuple(read_meta(PREPARED)["shape"])
+    prepared = features.fingerprint(PREPARED)
+    features.ROOT.mkdir(parents=True, exist_ok=True)
+    for stale in features.ROOT.iterdir():
+        if stale.name not in sets:
+            shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
+    timing = json.loads(REPORT.read_text()) if REPORT.is_file() else {}  # kept for sets that are up to date
+    for name, hyper in sets.items():
+        out = features.ROOT / name
+        if features.matches(out, prepared, hyper):
+            print(f"features {name}: up to date ({out})")
+            continue
+        try:
+            extractor = transfer.extractor(shape, hyper["backbone"], hyper["weights"], hyper["input_size"], "frozen",
+                                           hyper["pooling"])
+        except UserError as err:
+            raise UserError(f"features.{name}: {err}") from None
+        meta = features.extract(extractor, PREPARED, out, hyper, prepared)
+        timing[name] = {"images": sum(meta["splits"].values()), "seconds": meta["seconds"],
+                        "images_per_s": meta["images_per_s"]}
+        print(f"features {name}: {timing[name]['images']} images -> {meta['shape']} in {meta['seconds']} s "
+              f"({meta['images_per_s']} images/s)")
+    REPORT.parent.mkdir(parents=True, exist_ok=True)
+    REPORT.write_text(json.dumps({n: t for n, t in timing.items() if n in sets}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,270 @@
+"""Transfer learning: every backbone trains, real Lite0 ImageNet weights, the feature cache, fine-tuning, bad input."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import urllib.error
+from pathlib import Path
+
+import h5py
+import keras
+import matplotlib.cbook
+import numpy as np
+import pytest
+import yaml
+from conftest import ROOT, Project, make_folder_tree
+from PIL import Image
+from sklearn.linear_model import LogisticRegression
+
+from imageclf import efficientnet_lite, features, training, transfer
+from imageclf.errors import UserError
+from imageclf.models import REGISTRY
+from imageclf.shards import load_split
+
+FMNIST = Path("/usr/share/datasets/fashion-mnist")
+APPLICATIONS = [name for name in transfer.BACKBONES if name != "efficientnet_lite0"]
+
+
+def build(shape=(16, 16, 1), classes=3, **hyper) -> keras.Model:
+    return REGISTRY["transfer"].build(shape, classes, **hyper)
+
+
+@pytest.mark.parametrize("backbone", APPLICATIONS)
+def test_every_application_backbone_builds_and_trains_a_step_from_scratch(backbone, capsys):
+    keras.utils.set_random_seed(0)
+    model = build(backbone=backbone, weights=None, mode="scratch", dense=[8, 4], batch_norm=True, dropout=0.1)
+    head_kinds = [type(layer).__name__ for layer in model.get_layer("head").layers]
+    assert head_kinds.count("Dense") == 3 and head_kinds.count("BatchNormalization") == 2
+    minimum = transfer.BACKBONES[backbone].min_size
+    assert f"16x16 px images are smaller than {backbone}'s minimum of {minimum} px" in capsys.readouterr().err
+    model.compile("adam", loss="sparse_categorical_crossentropy", run_eagerly=True)  # no graph tracing: seconds
+    x = np.random.default_rng(0).random((2, 16, 16, 1), dtype=np.float32)  # grey: repeated to RGB in the model
+    before = [w.copy() for w in transfer.base_of(model).get_weights()]
+    assert math.isfinite(float(model.train_on_batch(x, np.array([0, 2]))))
+    assert any(not np.array_equal(a, b) for a, b in zip(before, transfer.base_of(model).get_weights(), strict=True))
+    assert model(x).shape == (2, 3)
+
+
+def test_lite0_with_packaged_weights_recognises_a_real_photo():
+    """matplotlib's sample photo of Grace Hopper in uniform: ImageNet class 652 is 'military uniform'."""
+    photo = Image.open(matplotlib.cbook.get_sample_data("grace_hopper.jpg")).convert("RGB")
+    w, h = photo.size
+    side = min(w, h)
+    photo = photo.crop(((w - side) // 2, (h - side) // 2, (w + side) // 2, (h + side) // 2)).resize((224, 224))
+    model = efficientnet_lite.efficientnet_lite0((224, 224, 3), include_top=True)
+    efficientnet_lite.load_pth(model, efficientnet_lite.packaged_weights())
+    probs = model.predict(efficientnet_lite.preprocess(np.asarray(photo, np.float32)[None]), verbose=0)[0]
+    assert probs.argmax() == 652 and probs[652] > 0.3
+
+
+@pytest.mark.skipif(not FMNIST.is_dir(), reason="needs Debian's dataset-fashion-mnist (make test installs it)")
+def test_frozen_imagenet_features_beat_random_weights_by_a_wide_margin():
+    from imageclf import fashion_mnist
+
+    data = fashion_mnist.load(FMNIST, allow_download=False)
+    (x_train, y_train), (x_test, y_test) = [(x[:1000, ..., None] / 255.0, y[:1000]) for x, y in data.values()]
+
+    def probe(weights: str | None) -> float:
+        keras.utils.set_random_seed(0)
+        ex = transfer.extractor((28, 28, 1), "efficientnet_lite0", weights, 48, "frozen" if weights else "scratch",
+                                "avg")
+        clf = LogisticRegression(max_iter=3000).fit(ex.predict(x_train, verbose=0), y_train)
+        return clf.score(ex.predict(x_test, verbose=0), y_test)
+
+    pretrained, random = probe("imagenet"), probe(None)
+    assert pretrained > 0.8 and pretrained > random + 0.15, (pretrained, random)
+
+
+# --- the feature cache and the train stage -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def lite0_project(tmp_path_factory):
+    """A prepared 16 px grey dataset (3 classes) with Lite0 features cached, built once."""
+    base = tmp_path_factory.mktemp("transfer")
+    root = make_folder_tree(base / "imgs", {"a": 24, "b": 24, "c": 24})
+    mp = pytest.MonkeyPatch()
+    (base / "project").mkdir()
+    project = Project(base / "project", mp)
+    project.params["data"].update(source="folder", path=str(root))
+    project.params["prepare"].update(image_size=16, color="grayscale")
+    project.params["split"]["fractions"] = {"train": 0.6, "val": 0.2, "test": 0.2}
+    project.params["train_defaults"].update(epochs=3, batch_size=8, patience=3)
+    project.params["features"] = {"lite0": {"backbone": "efficientnet_lite0", "weights": "imagenet",
+                                            "input_size": 32, "pooling": "avg"}}
+    project.params["train"]["lite0"] = {"family": "transfer", "backbone": "efficientnet_lite0", "input_size": 32,
+                                        "dense": [16]}
+    project.run("download", "split", "prepare", "features")
+    yield project
+    mp.undo()
+
+
+def train(project: Project, name: str) -> dict:
+    cfg = training.model_config(project.params, name)
+    return training.train(cfg, Path("data/prepared"), Path("models") / name, Path("reports/train") / name,
+                          features.ROOT)
+
+
+def test_features_stage_caches_each_split_and_keeps_an_unchanged_set(lite0_project, capsys):
+    meta = json.loads(Path("data/features/lite0/meta.json").read_text())
+    assert meta["key"] == {"backbone": "efficientnet_lite0", "weights": "imagenet", "input_size": 32,
+                           "pooling": "avg"}
+    assert meta["shape"] == [1280] and sum(meta["splits"].values()) == 72
+    x, y = features.load(Path("data/features/lite0"), "train")
+    assert x.shape == (meta["splits"]["train"], 1280) and x.dtype == np.float32 and np.isfinite(x).all()
+    assert np.array_equal(y, load_split(Path("data/prepared"), "train")[1])
+    lite0_project.run("features")
+    assert "features lite0: up to date" in capsys.readouterr().out
+
+
+def test_head_on_cached_features_predicts_like_the_end_to_end_model(lite0_project, capsys):
+    summary = train(lite0_project, "lite0")
+    assert "training the head on cached features data/features/lite0" in capsys.readouterr().out
+    model = keras.models.load_model("models/lite0/model.keras")  # the saved end-to-end model
+    images, labels = load_split(Path("data/prepared"), "test")
+    end_to_end = model.predict(images.astype(np.float32) / 255.0, verbose=0)
+    cached, cached_labels = features.load(Path("data/features/lite0"), "test")
+    on_features = model.get_layer("head").predict(cached, verbose=0)
+    assert np.array_equal(cached_labels, labels)
+    np.testing.assert_allclose(on_features, end_to_end, atol=1e-5)
+    assert np.array_equal(on_features.argmax(1), end_to_end.argmax(1))
+    assert summary["params_trainable"] < summary["params_non_trainable"]  # the backbone stayed frozen
+
+
+def test_augmentation_or_another_key_trains_through_the_backbone(lite0_project, capsys):
+    lite0_project.params["train"]["lite0_aug"] = {**lite0_project.params["train"]["lite0"], "augment": 1,
+                                                  "epochs": 1}
+    train(lite0_project, "lite0_aug")
+    assert "augment 1 changes every image each epoch, so cached features are not used" in capsys.readouterr().out
+    lite0_project.params["train"]["lite0_64"] = {**lite0_project.params["train"]["lite0"], "input_size": 64,
+                                                 "epochs": 1}
+    train(lite0_project, "lite0_64")
+    assert "no cached features for" in capsys.readouterr().out
+
+
+def test_finetune_trains_the_head_first_then_the_top_layers(lite0_project, capsys):
+    lite0_project.params["train"]["lite0_ft"] = {**lite0_project.params["train"]["lite0"], "mode": "finetune",
+                                                 "finetune_top_n": 10, "head_epochs": 1, "epochs": 2}
+    summary = train(lite0_project, "lite0_ft")
+    out = capsys.readouterr().out
+    assert "fine-tuning the top 10 backbone layers from epoch 2" in out
+    lr = [float(r.split("\t")[-1]) for r in
+          Path("reports/train/lite0_ft/plots/metrics/train/learning_rate.tsv").read_text().splitlines()[1:]]
+    assert lr == pytest.approx([1e-3, 1e-4])  # the second phase runs at lr * finetune_lr_factor
+    base = transfer.base_of(keras.models.load_model("models/lite0_ft/model.keras"))
+    assert all(layer.trainable for layer in base.layers[-10:])
+    assert not any(layer.trainable for layer in base.layers[:-10] if layer.weights)
+    assert summary["epochs_run"] == 2
+
+
+def test_feature_batches_are_keyed_on_the_epoch_and_can_oversample(tmp_path):
+    labels = np.array([0] * 60 + [1] * 30 + [2] * 10, np.int32)
+    np.save(tmp_path / "train.npy", np.arange(100, dtype=np.float32)[:, None])
+    np.save(tmp_path / "train_labels.npy", labels)
+
+    def drawn(**kw) -> list[np.ndarray]:
+        ds = features.dataset(tmp_path, "train", 32, seed=3, epochs=(0, 3), **kw)
+        return [x.numpy().ravel() for x, _ in ds.take(12)]
+
+    shuffled = drawn(shuffle=True)
+    assert [b.tolist() for b in shuffled] == [b.tolist() for b in drawn(shuffle=True)]
+    assert sorted(np.concatenate(shuffled[:4]).tolist()) == list(range(100))  # an epoch is a permutation
+    assert np.concatenate(shuffled[:4]).tolist() != np.concatenate(shuffled[4:8]).tolist()
+    resumed = features.dataset(tmp_path, "train", 32, shuffle=True, seed=3, epochs=(1, 3))
+    assert [x.numpy().ravel().tolist() for x, _ in resumed.take(4)] == [b.tolist() for b in shuffled[4:8]]
+    balanced = np.concatenate(drawn(oversample=True)).astype(int)
+    share = np.bincount(labels[balanced], minlength=3) / len(balanced)
+    assert np.all(np.abs(share - 1 / 3) < 0.08), share
+
+
+# --- weights: files, formats, offline, bad input ---------------------------------------------------------------
+
+
+def save_legacy_h5(model: keras.Model, path: Path) -> Path:
+    """The format of the files keras.applications downloads (Keras 2 .h5 weights)."""
+    from keras.src.legacy.saving import legacy_h5_format
+
+    with h5py.File(path, "w") as f:
+        legacy_h5_format.save_weights_to_hdf5_group(f, model)
+    return path
+
+
+def test_a_legacy_h5_weight_file_loads_and_one_of_another_architecture_is_named(tmp_path):
+    keras.utils.set_random_seed(1)
+    source = transfer.load_backbone("mobilenet_v2", (32, 32, 3), None)
+    path = save_legacy_h5(source, tmp_path / "mobilenet_v2_notop.h5")
+    loaded = transfer.load_backbone("mobilenet_v2", (32, 32, 3), str(path))
+    assert all(np.array_equal(a, b) for a, b in zip(source.get_weights(), loaded.get_weights(), strict=True))
+    with pytest.raises(UserError, match=r"another architecture: first difference at layer 'conv1_conv' of resnet50"):
+        transfer.load_backbone("resnet50", (32, 32, 3), str(path))
+
+
+def test_a_keras3_weights_file_loads_and_one_of_another_architecture_is_one_line(tmp_path):
+    path = tmp_path / "vgg16.weights.h5"
+    keras.utils.set_random_seed(1)
+    source = transfer.load_backbone("vgg16", (32, 32, 3), None)
+    source.save_weights(path)
+    loaded = transfer.load_backbone("vgg16", (32, 32, 3), str(path))
+    assert all(np.array_equal(a, b) for a, b in zip(source.get_weights(), loaded.get_weights(), strict=True))
+    with pytest.raises(UserError, match=r"does not fit vgg19") as err:
+        transfer.load_backbone("vgg19", (32, 32, 3), str(path))
+    assert "\n" not in str(err.value)
+
+
+def test_imagenet_offline_names_the_file_and_the_keras_cache(monkeypatch, tmp_path):
+    def offline(url, *args, **kwargs):
+        raise urllib.error.URLError("no internet")
+
+    monkeypatch.setattr("keras.src.utils.file_utils.urlretrieve", offline)
+    monkeypatch.setattr("keras.src.backend.config.keras_home", lambda: str(tmp_path / "kh"))
+    with pytest.raises(UserError) as err:
+        build(backbone="resnet50", weights="imagenet")
+    message = str(err.value)
+    assert "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5, which cannot be downloaded" in message
+    assert str(tmp_path / "kh" / "models" / "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5") in message
+    assert "\n" not in message
+
+
+def config(**entry) -> None:
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["train"]["t"] = {"family": "transfer", **entry}
+    training.model_config(params, "t")
+
+
+@pytest.mark.parametrize(("entry", "message"), [
+    ({"backbone": "resnet51"}, r"'train.t.backbone' is 'resnet51', not a known backbone \(did you mean 'resnet50'"),
+    ({"weights": "/nowhere/w.h5"}, r"'train.t.weights' is '/nowhere/w.h5', which does not exist"),
+    ({"mode": "scratch"}, r"mode scratch \(random initial weights\) but weights 'imagenet'; set weights: null"),
+    ({"mode": "frozen", "weights": None}, r"mode frozen but weights: null \(nothing to transfer\)"),
+    ({"mode": "partly"}, r"'train.t.mode' must be one of frozen, finetune, scratch"),
+    ({"backbone": "xception", "input_size": 32}, r"'train.t.input_size' must be null .* integer >= 71 for xception"),
+    ({"pooling": "max"}, r"'train.t.pooling' must be one of avg, avgpool4"),
+    ({"mode": "finetune", "head_epochs": 15}, r"'train.t.head_epochs' \(15\) must be less than epochs \(15\)"),
+    ({"head_epochs": -1}, r"'train.t.head_epochs' must be an integer >= 0"),
+])
+def test_bad_transfer_entries_are_one_clear_line(entry, message):
+    with pytest.raises(UserError, match=message):
+        config(**entry)
+
+
+def test_a_file_that_is_not_weights_is_refused_before_training(tmp_path):
+    text = tmp_path / "notes.h5"
+    text.write_text("not hdf5")
+    with pytest.raises(UserError, match=r"notes.h5 is not a weight file for resnet50 \(expected .h5 or .weights.h5\)"):
+        config(backbone="resnet50", weights=str(text))
+    pth = tmp_path / "model.pth"
+    shutil.copy(efficientnet_lite.packaged_weights(), pth)
+    with pytest.raises(UserError, match=r"model.pth is not a weight file for vgg16"):
+        config(backbone="vgg16", weights=str(pth))
+
+
+def test_lite0_weights_from_a_path_and_avgpool4_needs_a_large_map(tmp_path):
+    model = build((32, 32, 3), 2, weights=str(efficientnet_lite.packaged_weights()), dense=[])
+    packaged = build((32, 32, 3), 2, dense=[])
+    assert all(np.array_equal(a, b) for a, b in zip(transfer.base_of(model).get_weights(),
+                                                    transfer.base_of(packaged).get_weights(), strict=True))
+    with pytest.raises(UserError, match=r"avgpool4 needs a feature map of at least 4x4; efficientnet_lite0 gives 1x1"):
+        build((32, 32, 3), 2, pooling="avgpool4")
+    assert build((128, 128, 3), 2, pooling="avgpool4").get_layer("extractor").output.shape[-1] == 1280
