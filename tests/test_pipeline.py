@@ -51,6 +51,7 @@ def tiny_params(images: Path) -> dict:
     params["prepare"].update(image_size=12, workers=2)
     params["train_defaults"].update(epochs=2, batch_size=4)
     params["models"] = ["m1", "m2"]
+    params["features"] = {}  # the features stage runs and writes an empty set (transfer models: test_transfer.py)
     params["train"] = {"m1": {"family": "lenet5", "filters": [4, 8], "dense": [8], "lr": 0.001},
                        "m2": {"family": "mlp", "units": [8]}}
     return params
@@ -86,8 +87,8 @@ def baseline(tmp_path_factory) -> tuple[Path, str, Path]:
 
 def test_dvc_repro_runs_every_stage_then_is_a_no_op(baseline):
     repo, first, _ = baseline
-    assert stages_run(first) == ["download", "split", "prepare", "train@m1", "train@m2", "evaluate@m1",
-                                 "evaluate@m2", "compare"]
+    assert stages_run(first) == ["download", "split", "prepare", "features", "train@m1", "train@m2",
+                                 "evaluate@m1", "evaluate@m2", "compare"]
     assert '"images": 16' in dvc(repo, "metrics", "show", "--json").stdout
     again = dvc(repo, "repro")
     assert stages_run(again.stdout) == [] and "up to date" in again.stdout

@@ -1,0 +1,57 @@
+"""Report: frozen EfficientNet-Lite0 vs from-scratch families on elpv (real photos, 4 imbalanced classes).
+
+    .venv/bin/python bench/elpv_transfer.py [--work /tmp/elpv-transfer] [--size 96]
+
+Runs the pipeline's own stages (download, split, prepare, features, train, evaluate) in a scratch directory with
+this repository's params.yaml, switched to the elpv source (70/15/15 stratified split, grayscale at --size px),
+and prints each model's test accuracy and macro F1 from the evaluate stage's metrics.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = ["lenet5", "cnn_small", "efficientnet_lite0"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--work", type=Path, default=Path("/tmp/elpv-transfer"))
+    parser.add_argument("--size", type=int, default=96)
+    args = parser.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["data"].update(source="elpv", path=".")
+    params["split"]["fractions"] = {"train": 0.7, "val": 0.15, "test": 0.15}
+    params["prepare"].update(image_size=args.size, color="grayscale")
+    params["models"] = MODELS
+    params["features"]["efficientnet_lite0"]["input_size"] = None
+    params["train"]["efficientnet_lite0"]["input_size"] = None
+    (args.work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    steps = [["download"], ["split"], ["prepare"], ["features"]]
+    steps += [[stage, m] for m in MODELS for stage in ("train", "evaluate")]
+    for step in steps:
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", f"stages.{step[0]}", *step[1:]], cwd=args.work, env=env, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        print(f"{' '.join(step):28s} {time.perf_counter() - start:6.1f} s", flush=True)
+    print(f"\nelpv, {args.size} px grayscale, test split:")
+    print(f"{'model':20s} {'accuracy':>9s} {'macro F1':>9s} {'train s':>8s}")
+    for m in MODELS:
+        ev = json.loads((args.work / f"reports/eval/{m}/metrics.json").read_text())["test"]
+        tr = json.loads((args.work / f"reports/train/{m}/metrics.json").read_text())
+        print(f"{m:20s} {ev['accuracy']:9.4f} {ev['macro_f1']:9.4f} {tr['train_time_s']:8.1f}")
+
+
+if __name__ == "__main__":
+    main()
