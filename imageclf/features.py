@@ -115,4 +115,6 @@ def dataset(directory: Path, split: str, batch_size: int, *, shuffle: bool = Fal
 
     spec = (tf.TensorSpec((None, *x.shape[1:]), tf.float32), tf.TensorSpec((None,), tf.int32))
     ds = tf.data.Dataset.from_generator(batches, output_signature=spec)
-    return (ds.repeat() if epochs else ds).prefetch(tf.data.AUTOTUNE)
+    # one pass gets a known length: Keras then does not warn "ran out of data" at the end of validation
+    one_pass = tf.data.experimental.assert_cardinality(-(-len(y) // batch_size))
+    return (ds.repeat() if epochs else ds.apply(one_pass)).prefetch(tf.data.AUTOTUNE)

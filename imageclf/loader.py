@@ -7,6 +7,7 @@ the same whether a run goes straight through or resumes at epoch k after an inte
 from __future__ import annotations
 
 import functools
+import math
 from pathlib import Path
 
 import tensorflow as tf
@@ -71,8 +72,8 @@ def dataset(prepared: Path, split: str | tuple[str, ...], batch_size: int, *, sh
                                     num_parallel_calls=1)
         return ds
 
-    if epochs is None:
-        ds = one_epoch(0)
+    if epochs is None:  # a known length: Keras then does not warn "ran out of data" at the end of validation
+        ds = one_epoch(0).apply(tf.data.experimental.assert_cardinality(math.ceil(count / batch_size)))
     else:  # fit stops after steps_per_epoch * epochs; the repeat only spares Keras an "out of data" warning
         ds = functools.reduce(tf.data.Dataset.concatenate, map(one_epoch, range(*epochs))).repeat()
     return ds.prefetch(tf.data.AUTOTUNE)

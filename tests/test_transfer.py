@@ -133,6 +133,31 @@ def test_head_on_cached_features_predicts_like_the_end_to_end_model(lite0_projec
     assert summary["params_trainable"] < summary["params_non_trainable"]  # the backbone stayed frozen
 
 
+def test_an_interrupted_head_run_resumes_to_the_same_model(lite0_project, capsys, monkeypatch):
+    entry = {**lite0_project.params["train"]["lite0"], "epochs": 3}
+    lite0_project.params["train"].update(straight=entry, stopped=entry)
+    train(lite0_project, "straight")
+
+    class Killed(Exception):
+        pass
+
+    save = training.Checkpoints.on_epoch_end
+
+    def die_after_second_epoch(self, epoch, logs=None):
+        save(self, epoch, logs)
+        if epoch == 1:
+            raise Killed
+
+    monkeypatch.setattr(training.Checkpoints, "on_epoch_end", die_after_second_epoch)
+    with pytest.raises(Killed):
+        train(lite0_project, "stopped")
+    monkeypatch.undo()
+    train(lite0_project, "stopped")
+    assert "resuming after epoch 2" in capsys.readouterr().out
+    straight, resumed = (keras.models.load_model(f"models/{n}/model.keras") for n in ("straight", "stopped"))
+    assert all(np.array_equal(a, b) for a, b in zip(straight.get_weights(), resumed.get_weights(), strict=True))
+
+
 def test_augmentation_or_another_key_trains_through_the_backbone(lite0_project, capsys):
     lite0_project.params["train"]["lite0_aug"] = {**lite0_project.params["train"]["lite0"], "augment": 1,
                                                   "epochs": 1}
