@@ -234,7 +234,7 @@ def build(cfg: dict, family: Family, shape: tuple, n_classes: int) -> keras.Mode
         raise UserError(f"train.{cfg['name']}: {err}") from None
 
 
-def cached_features(cfg: dict, family: Family, prepared: Path, features_root: Path | None) -> Path | None:
+def cached_features(cfg: dict, prepared: Path, features_root: Path | None) -> Path | None:
     """The feature set a frozen transfer entry trains its head on, or None (with the reason in the log)."""
     hyper = hyperparameters(cfg)
     if cfg["family"] != "transfer" or hyper["mode"] != "frozen" or features_root is None:
@@ -287,7 +287,7 @@ def train(cfg: dict, prepared: Path, model_dir: Path, live_dir: Path, features_r
     keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
     print(f"train {cfg['name']}: {type(strategy).__name__} with {strategy.num_replicas_in_sync} replica(s), "
           f"mixed precision {'on' if mixed else 'off'}, XLA {'on' if xla else 'off'}")
-    cached = cached_features(cfg, family, prepared, features_root)
+    cached = cached_features(cfg, prepared, features_root)
 
     early = ResumableEarlyStopping(monitor="val_loss", patience=cfg["patience"], restore_best_weights=True)
     ckpt = Checkpoints(model_dir / "checkpoints", fingerprint({**cfg, "features": bool(cached)}, meta), early)

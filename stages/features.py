@@ -1,6 +1,6 @@
 """features: backbone features of every split for each frozen backbone listed under params.yaml 'features:'.
 
-A set whose key (backbone, weights, input size) and prepared data are unchanged is kept as it is (the output
+A set whose key (backbone, weights, input size, pooling) and prepared data are unchanged is kept as it is (the output
 persists between runs); sets no longer listed are removed.
 """
 
