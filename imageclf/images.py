@@ -22,7 +22,7 @@ class ImageInfo:
 
 
 def open_image(data: bytes, max_pixels: int) -> Image.Image:
-    """Decode image bytes fully; raises ValueError with a readable reason when they are not a usable image."""
+    """Decode image bytes fully, upright (EXIF orientation applied); raises ValueError with a readable reason when they are not a usable image."""
     if not data:
         raise ValueError("empty file (0 bytes)")
     Image.MAX_IMAGE_PIXELS = max_pixels
@@ -37,7 +37,7 @@ def open_image(data: bytes, max_pixels: int) -> Image.Image:
             raise ValueError("not a readable image (unknown or corrupt format)") from None
         except (OSError, SyntaxError, EOFError) as err:
             raise ValueError(f"truncated or corrupt image ({err})") from None
-    return img
+    return ImageOps.exif_transpose(img)  # phone photos: the pixels as the camera meant them to be shown
 
 
 def inspect(data: bytes, max_pixels: int) -> ImageInfo:

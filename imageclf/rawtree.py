@@ -9,7 +9,7 @@ import json
 import multiprocessing
 import os
 import zipfile
-from collections import Counter, defaultdict
+from collections import Counter
 from pathlib import Path
 
 import pandas as pd
@@ -97,11 +97,9 @@ def _label(manifest: pd.DataFrame, collection: Collection, min_per_class: int) -
 
 
 def _duplicates(manifest: pd.DataFrame) -> pd.DataFrame:
-    groups: dict[str, list[int]] = defaultdict(list)
-    for i, digest in enumerate(manifest["hash"]):
-        groups[digest].append(i)
-    index = [i for rows in groups.values() if len(rows) > 1 for i in rows]
-    return manifest.loc[sorted(index), ["hash", "path", "class_name"]].sort_values(["hash", "path"])
+    """Every image whose pixels another image has too, grouped by hash."""
+    shared = manifest[manifest.duplicated("hash", keep=False)]
+    return shared[["hash", "path", "class_name"]].sort_values(["hash", "path"])
 
 
 def read_manifest(path: Path) -> pd.DataFrame:

@@ -22,27 +22,35 @@ class SplitResult:
 
 def split(manifest: pd.DataFrame, lists: dict[str, list[str]], fractions: dict[str, float], seed: int,
           max_per_class: int | None, drop_leaked: bool) -> SplitResult:
-    """Split the manifest; see README 'split stage' for the rules."""
+    """Split the manifest; see README 'Split rules'.
+
+    Splits the dataset assigns itself (shipped lists, an official test set) are kept exactly. Every other split
+    whose fraction is > 0 is carved, stratified, from the training pool in proportion to split.fractions.
+    """
     notes: list[str] = []
     rng = np.random.default_rng(seed)
     manifest = manifest.sort_values("path", kind="stable").reset_index(drop=True)
     if lists:
         assignment, excluded = _from_lists(manifest, lists)
+        fixed = set(lists) - {"train"}
         notes.append(f"used the split lists shipped with the dataset: {', '.join(sorted(lists))}")
     else:
-        assignment = pd.Series("", index=manifest.index)
-        pools = [manifest.index]
-        fr = dict(fractions)
-        if (manifest["official_split"] == "test").any():
-            official = manifest["official_split"] == "test"
-            assignment[official] = "test"
-            pools = [manifest.index[~official]]
-            if fr["test"] > 0:
-                notes.append(f"the source ships an official test set: split.fractions.test={fr['test']} ignored")
-            fr = {"train": fr["train"], "val": fr["val"], "test": 0.0}
-        for pool in pools:
-            assignment[pool] = _stratified(manifest.loc[pool], fr, rng)
+        official = manifest["official_split"] == "test"
+        assignment = pd.Series(np.where(official, "test", "train"), index=manifest.index)
         excluded = pd.DataFrame(columns=["path", "reason"])
+        fixed = {"test"} if official.any() else set()
+    ignored = sorted(s for s in fixed if fractions[s] > 0)
+    if ignored:
+        notes.append(f"the dataset ships its own {' and '.join(ignored)} split: split.fractions for it not used")
+    carve = {s: (0.0 if s in fixed else fractions[s]) for s in SPLITS}
+    carved = [s for s in SPLITS if s != "train" and carve[s] > 0]
+    if carved:
+        total = sum(carve.values())
+        pool = manifest.index[assignment == "train"]
+        assignment[pool] = _stratified(manifest.loc[pool], {s: v / total for s, v in carve.items()}, rng)
+        if fixed or lists:
+            notes.append(f"carved {' and '.join(carved)} from the training images, stratified, in proportion to "
+                         "split.fractions")
     if max_per_class:
         assignment = _cap(manifest, assignment, max_per_class, rng)
     leakage, dropped = _leakage(manifest, assignment)
@@ -52,6 +60,17 @@ def split(manifest: pd.DataFrame, lists: dict[str, list[str]], fractions: dict[s
                                                       "reason": "same content as an image of an earlier split"})])
     splits = {name: manifest[assignment == name].reset_index(drop=True) for name in SPLITS}
     return SplitResult(splits, leakage, excluded.sort_values("path").reset_index(drop=True), notes)
+
+
+def check_usable(splits: dict[str, pd.DataFrame], evaluate_split: str) -> None:
+    """Training needs val images (early stopping) and evaluation needs images in evaluate.split: say so now."""
+    if splits["val"].empty:
+        raise UserError("split: the val split is empty, but training needs it (early stopping, best epoch); set "
+                        "split.fractions.val > 0, or ship val.txt / validation.txt with the dataset")
+    if splits[evaluate_split].empty:
+        raise UserError(f"split: evaluate.split is '{evaluate_split}' but that split is empty; set "
+                        f"split.fractions.{evaluate_split} > 0 (or ship {evaluate_split}.txt), or set evaluate.split "
+                        "to val")
 
 
 def _from_lists(manifest: pd.DataFrame, lists: dict[str, list[str]]) -> tuple[pd.Series, pd.DataFrame]:
@@ -118,11 +137,9 @@ def _cap(manifest: pd.DataFrame, assignment: pd.Series, max_per_class: int, rng:
 
 def _leakage(manifest: pd.DataFrame, assignment: pd.Series) -> tuple[pd.DataFrame, pd.Index]:
     """Content in more than one split; the rows of later splits are the ones to drop."""
-    used = manifest.assign(split=assignment)[assignment != ""]
-    rank = used["split"].map({s: i for i, s in enumerate(SPLITS)})
-    spread = used.groupby("hash")["split"].nunique()
-    leaked = used[used["hash"].isin(spread[spread > 1].index)].assign(rank=rank)
-    first = leaked.groupby("hash")["rank"].transform("min")
-    dropped = leaked.index[leaked["rank"] > first]
+    used = manifest.assign(split=assignment, rank=assignment.map({s: i for i, s in enumerate(SPLITS)}))
+    used = used[assignment != ""]
+    leaked = used[used.groupby("hash")["split"].transform("nunique") > 1]
+    dropped = leaked.index[leaked["rank"] > leaked.groupby("hash")["rank"].transform("min")]
     report = leaked.sort_values(["hash", "rank", "path"])[["hash", "split", "path"]].reset_index(drop=True)
     return report, dropped

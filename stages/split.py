@@ -13,11 +13,12 @@ REPORTS = Path("reports/data")
 
 @cli
 def main() -> None:
-    p = params.load(("data", "split"))
+    p = params.load(("data", "split", "evaluate"))
     manifest = rawtree.read_manifest(RAW / "manifest.csv")
     lists = json.loads((RAW / "split_lists.json").read_text())
     s = p["split"]
     result = splitting.split(manifest, lists, s["fractions"], s["seed"], p["data"]["max_per_class"], s["drop_leaked"])
+    splitting.check_usable(result.splits, p["evaluate"]["split"])
     OUT.mkdir(parents=True, exist_ok=True)
     REPORTS.mkdir(parents=True, exist_ok=True)
     classes = manifest.drop_duplicates("label").sort_values("label")["class_name"].tolist()

@@ -73,6 +73,22 @@ def test_conversions_of_unusual_modes():
     assert images.to_8bit(Image.new("1", (4, 4), 1), "grayscale").getpixel((0, 0)) == 255
 
 
+def test_exif_orientation_is_applied_at_decode(tmp_path):
+    """A phone JPEG stored sideways with EXIF orientation 6 (rotate 90 degrees clockwise to show)."""
+    stored = np.zeros((10, 30), np.uint8)
+    stored[:, :15] = 255  # left half white as stored
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buf = tmp_path / "phone.jpg"
+    Image.fromarray(stored, "L").save(buf, exif=exif, quality=100)
+    img = images.open_image(buf.read_bytes(), 10**6)
+    assert img.size == (10, 30)  # shown upright: 10 wide, 30 high
+    upright = images.to_array(img, (30, 10), "grayscale", "stretch", False)[..., 0]
+    assert upright[:12].mean() > 230 and upright[18:].mean() < 25  # the white half is now on top
+    info = images.inspect(buf.read_bytes(), 10**6)
+    assert (info.width, info.height) == (10, 30)
+
+
 def test_resize_policies_and_invert():
     wide = Image.new("L", (40, 20), 200)
     stretch = images.to_array(wide, (10, 10), "grayscale", "stretch", False)
@@ -118,6 +134,8 @@ def test_empty_split_is_a_clear_error(project, tmp_path):
 
     root = make_folder_tree(tmp_path / "tree", {"a": 4, "b": 4})
     project.params["data"].update(source="folder", path=str(root))
+    project.params["split"]["fractions"] = {"train": 0.75, "val": 0.25, "test": 0.0}
+    project.params["evaluate"]["split"] = "val"
     project.params["prepare"]["image_size"] = 8
     project.run("download", "split", "prepare")
     with pytest.raises(UserError, match="the test split is empty"):

@@ -66,7 +66,53 @@ def test_lego_validation_list_is_used_exactly(project, tmp_path):
     out = splits(project)
     listed = (root / "validation.txt").read_text().split("\n")
     assert sorted(out["val"]["path"]) == sorted(n for n in listed if n)
-    assert len(out["train"]) == 8 and len(out["test"]) == 0
+    # no test.txt: test is carved from the unlisted images, stratified (at least one per class)
+    assert out["test"]["class_name"].value_counts().to_dict() == {"3003 brick 2x2": 1, "3004 brick 1x2": 1}
+    assert not set(out["test"]["path"]) & set(listed) and len(out["train"]) == 6
+
+
+def test_shipped_test_list_is_kept_and_val_is_carved_from_the_rest(project, tmp_path):
+    root = make_folder_tree(tmp_path / "tree", {"a": 12, "b": 12})
+    (root / "test.txt").write_text("a/img 000.png\nb/img 000.png\nb/img 001.png\n")
+    project.params["data"].update(source="folder", path=str(root))
+    project.params["split"]["fractions"] = {"train": 0.6, "val": 0.2, "test": 0.2}
+    project.run("download", "split")
+    out = splits(project)
+    assert sorted(out["test"]["path"]) == ["a/img 000.png", "b/img 000.png", "b/img 001.png"]
+    # val takes 0.2 / (0.6 + 0.2) of what is not listed: a 11 -> 3, b 10 -> 2 (rounded, per class)
+    assert out["val"]["class_name"].value_counts().to_dict() == {"a": 3, "b": 2}
+    assert len(out["train"]) == 24 - 3 - 5
+
+
+def test_default_fractions_give_every_tree_source_a_test_split(project, tmp_path):
+    root = make_folder_tree(tmp_path / "tree", {"a": 10, "b": 10})
+    project.params["data"].update(source="folder", path=str(root))
+    project.run("download", "split")
+    out = splits(project)
+    assert {s: len(f) for s, f in out.items()} == {"train": 16, "val": 2, "test": 2}
+
+
+@pytest.mark.parametrize(("fractions", "evaluate_split", "message"), [
+    ({"train": 0.8, "val": 0.2, "test": 0.0}, "test", r"evaluate.split is 'test' but that split is empty"),
+    ({"train": 0.8, "val": 0.0, "test": 0.2}, "test", r"the val split is empty, but training needs it"),
+])
+def test_an_unusable_split_stops_the_split_stage_before_training(project, tmp_path, fractions, evaluate_split,
+                                                                  message):
+    root = make_folder_tree(tmp_path / "tree", {"a": 10, "b": 10})
+    project.params["data"].update(source="folder", path=str(root))
+    project.params["split"]["fractions"] = fractions
+    project.params["evaluate"]["split"] = evaluate_split
+    with pytest.raises(UserError, match=message):
+        project.run("download", "split")
+
+
+def test_evaluating_on_val_needs_no_test_split(project, tmp_path):
+    root = make_folder_tree(tmp_path / "tree", {"a": 10, "b": 10})
+    project.params["data"].update(source="folder", path=str(root))
+    project.params["split"]["fractions"] = {"train": 0.8, "val": 0.2, "test": 0.0}
+    project.params["evaluate"]["split"] = "val"
+    project.run("download", "split")
+    assert splits(project)["test"].empty
 
 
 def test_list_entry_for_a_missing_file_is_an_error(project, tmp_path):
@@ -87,13 +133,22 @@ def test_class_too_small_for_the_split(project, tmp_path):
         project.run("download", "split")
 
 
+def test_nothing_leaks_gives_an_empty_leakage_report_with_its_header(project, tmp_path):
+    root = make_folder_tree(tmp_path / "tree", {"a": 10, "b": 10})
+    project.params["data"].update(source="folder", path=str(root))
+    project.run("download", "split")
+    assert (project.path / "reports/data/leakage.csv").read_text() == "hash,split,path\n"
+    assert json.loads((project.path / "reports/data/class_counts.json").read_text())["leaked"] == 0
+
+
 def test_max_per_class_subset(project, tmp_path):
     root = make_folder_tree(tmp_path / "tree", {"a": 30, "b": 30})
     project.params["data"].update(source="folder", path=str(root), max_per_class=8)
+    project.params["split"]["fractions"] = {"train": 0.6, "val": 0.2, "test": 0.2}
     project.run("download", "split")
     out = splits(project)
     assert out["train"]["class_name"].value_counts().to_dict() == {"a": 8, "b": 8}
-    assert out["val"]["class_name"].value_counts().to_dict() == {"a": 2, "b": 2}
+    assert out["val"]["class_name"].value_counts().to_dict() == {"a": 3, "b": 3}  # 6 of 18 -> 8 * 6 / 18
 
 
 @pytest.mark.parametrize("drop", [True, False])
@@ -107,12 +162,18 @@ def test_leakage_is_reported_and_optionally_dropped(project, tmp_path, drop):
     leakage = pd.read_csv(project.path / "reports/data/leakage.csv")
     assert len(leakage) > 0 and (leakage.groupby("hash")["split"].nunique() > 1).all()
     out = splits(project)
-    shared = set(out["train"]["hash"]) & set(out["val"]["hash"])
+    seen: dict[str, set] = {}
+    for name, frame in out.items():
+        for digest in frame["hash"]:
+            seen.setdefault(digest, set()).add(name)
+    shared = {h for h, names in seen.items() if len(names) > 1}
     counts = json.loads((project.path / "reports/data/class_counts.json").read_text())
     assert counts["leaked"] == leakage["hash"].nunique()
     excluded = pd.read_csv(project.path / "reports/data/split_excluded.csv")
     if drop:
-        assert not shared and len(excluded) == counts["leaked"]
-        assert set(excluded["path"]) <= set(leakage[leakage["split"] == "val"]["path"])
+        assert not shared and len(excluded) == len(leakage) - counts["leaked"]  # one copy per group stays
+        first = leakage.assign(rank=leakage["split"].map({"train": 0, "val": 1, "test": 2}))
+        kept = first.loc[first.groupby("hash")["rank"].idxmin(), "path"]
+        assert not set(excluded["path"]) & set(kept)
     else:
         assert len(shared) == counts["leaked"] and excluded.empty
