@@ -12,9 +12,6 @@ import pandas as pd
 from imageclf import plots
 from imageclf.errors import UserError
 
-COLUMNS = ["model", "params_total", "params_trainable", "train_loss", "train_accuracy", "val_loss", "val_accuracy",
-           "test_loss", "test_accuracy", "macro_f1", "best_epoch", "epochs_run", "train_time_s", "images_per_s"]
-
 
 def _read(path: Path, stage: str) -> dict:
     if not path.exists():
@@ -23,20 +20,25 @@ def _read(path: Path, stage: str) -> dict:
 
 
 def table(models: list[str], train_dir: Path, eval_dir: Path, detail_split: str) -> pd.DataFrame:
-    """One row per model; split metrics come from evaluate (the final model), training facts from train."""
+    """One row per model; split metrics come from evaluate (the final model), training facts from train.
+
+    A split the final model was trained on (val, after retrain_full_epochs) is no evaluation: its cells stay empty
+    and `trained_on` says why. Macro F1 is that of evaluate.split, named after it.
+    """
     rows = []
     for name in models:
-        trained = _read(train_dir / name / "metrics.json", f"train@{name}")
-        scored = _read(eval_dir / name / "metrics.json", f"evaluate@{name}")
-        row = {"model": name, **{k: trained.get(k) for k in ("params_total", "params_trainable", "best_epoch",
-                                                              "epochs_run", "train_time_s")}}
+        trained = _read(train_dir / name / "metrics.json", f"train of {name}")
+        scored = _read(eval_dir / name / "metrics.json", f"evaluate of {name}")
+        row = {"model": name, **{k: trained.get(k) for k in ("params_total", "params_trainable")},
+               "trained_on": scored.get("trained_on", "train")}
         for split in ("train", "val", "test"):
             row[f"{split}_loss"] = scored.get(split, {}).get("loss")
             row[f"{split}_accuracy"] = scored.get(split, {}).get("accuracy")
-        row["macro_f1"] = scored[detail_split]["macro_f1"]
+        row[f"{detail_split}_macro_f1"] = scored[detail_split]["macro_f1"]
+        row.update({k: trained.get(k) for k in ("best_epoch", "epochs_run", "train_time_s")})
         row["images_per_s"] = scored["inference"]["images_per_s"]
         rows.append(row)
-    return pd.DataFrame(rows, columns=COLUMNS)
+    return pd.DataFrame(rows)
 
 
 def curves(models: list[str], train_dir: Path) -> dict[str, dict[str, pd.DataFrame]]:
@@ -68,11 +70,10 @@ def write(models: list[str], root: Path, detail_split: str) -> pd.DataFrame:
     frame = table(models, train_dir, eval_dir, detail_split)
     frame.to_csv(out / "comparison.csv", index=False)
     (out / "comparison.md").write_text(markdown_table(frame) + "\n")
-    metric = {row["model"]: {k: row[k] for k in COLUMNS[1:] if pd.notna(row[k])} for row in frame.to_dict("records")}
+    metric = {row.pop("model"): {k: v for k, v in row.items() if pd.notna(v)} for row in frame.to_dict("records")}
     (out / "comparison.json").write_text(json.dumps(metric, indent=1) + "\n")
     plots.training_curves(curves(models, train_dir), out / "curves.png")
-    score = "test" if frame["test_accuracy"].notna().all() else detail_split
-    plots.score_bars(frame, f"{score}_accuracy", "macro_f1", out / "scores.png")
+    plots.score_bars(frame, f"{detail_split}_accuracy", f"{detail_split}_macro_f1", out / "scores.png")
     sections = _report_sections(models, frame, root, detail_split)
     (root / "report.md").write_text(_markdown(sections, root))
     (root / "report.html").write_text(_html(sections))
@@ -81,13 +82,18 @@ def write(models: list[str], root: Path, detail_split: str) -> pd.DataFrame:
 
 def _report_sections(models: list[str], frame: pd.DataFrame, root: Path, split: str) -> list[tuple]:
     """(kind, payload) blocks shared by the Markdown and the HTML report."""
-    best = frame.sort_values("macro_f1", ascending=False).iloc[0]
+    f1 = f"{split}_macro_f1"
+    best = frame.sort_values(f1, ascending=False).iloc[0]
     blocks: list[tuple] = [
         ("h1", "Model comparison"),
-        ("p", f"{len(models)} models; best macro F1 on {split}: {best['model']} ({best['macro_f1']:.4f})."),
+        ("p", f"{len(models)} models; best macro F1 on {split}: {best['model']} ({best[f1]:.4f})."),
         ("table", frame), ("img", root / "compare" / "curves.png"), ("img", root / "compare" / "scores.png"),
-        ("h2", "Dataset"),
     ]
+    retrained = frame.loc[frame["trained_on"] != "train", "model"].tolist()
+    if retrained:
+        blocks.append(("p", f"Retrained on train+val (retrain_full_epochs): {', '.join(retrained)}. Their final "
+                            "model saw the val images, so their val metrics are left out: not held out."))
+    blocks.append(("h2", "Dataset"))
     counts = json.loads((root / "data" / "class_counts.json").read_text())
     per_split = pd.DataFrame({s: counts[s] for s in ("train", "val", "test")}).rename_axis("class").reset_index()
     blocks.append(("table", per_split))

@@ -10,24 +10,29 @@ import keras
 import numpy as np
 import pandas as pd
 
-from imageclf import domain_shift, loader, metrics, plots, transfer
+from imageclf import domain_shift, loader, metrics, plots
 from imageclf.errors import UserError
 from imageclf.shards import load_split, read_meta
 from imageclf.splitting import SPLITS
 
 
-def load_model(name: str, model_dir: Path, classes: list[str]) -> keras.Model:
-    """The trained model, refusing one whose class list differs from the data's."""
-    path = model_dir / "model.keras"
-    if not path.exists():
-        raise UserError(f"{path} not found; train it first (dvc repro train@{name})")
-    trained = json.loads((model_dir / "classes.json").read_text())["classes"]
+def load_model(name: str, model_dir: Path, classes: list[str]) -> tuple[keras.Model, list[str]]:
+    """The trained model and the splits it was trained on, refusing one whose class list differs from the data's.
+
+    A transfer model needs imageclf.transfer imported first (its layers register themselves for loading).
+    """
+    path, info_file = model_dir / "model.keras", model_dir / "classes.json"
+    for needed in (path, info_file):
+        if not needed.is_file():
+            raise UserError(f"{needed} not found; train the model first (dvc repro)")
+    info = json.loads(info_file.read_text())
+    trained = info["classes"]
     if trained != classes:
         missing, extra = sorted(set(classes) - set(trained)), sorted(set(trained) - set(classes))
         detail = f"missing {missing}, extra {extra}" if missing or extra else "same names, other order"
         raise UserError(f"{name} was trained on other classes than the data has ({detail}); "
-                        f"retrain it (dvc repro train@{name})")
-    return keras.models.load_model(path, custom_objects={"BackbonePreprocess": transfer.BackbonePreprocess})
+                        f"retrain it (dvc repro)")
+    return keras.models.load_model(path), info.get("trained_on", ["train"])
 
 
 def predict(model: keras.Model, prepared: Path, split: str, batch: int) -> tuple[np.ndarray, np.ndarray, float]:
@@ -45,16 +50,19 @@ def evaluate(name: str, model_dir: Path, prepared: Path, out: Path, params: dict
     cfg = params["evaluate"]
     meta = read_meta(prepared)
     classes = meta["classes"]
-    model = load_model(name, model_dir, classes)
+    model, trained_on = load_model(name, model_dir, classes)
     detail = cfg["split"]
     if meta["splits"][detail]["count"] == 0:
         raise UserError(f"evaluate.split is '{detail}' but that split is empty; set evaluate.split to a split "
                         f"with images ({', '.join(s for s in SPLITS if meta['splits'][s]['count'])})")
+    if detail != "train" and detail in trained_on:
+        raise UserError(f"evaluate.split is '{detail}' but {name} was retrained on {'+'.join(trained_on)} "
+                        "(retrain_full_epochs): evaluate on a held-out split (test)")
     out.mkdir(parents=True, exist_ok=True)
-    results: dict[str, dict] = {}
+    results: dict[str, dict] = {"trained_on": "+".join(trained_on)}
     for split in SPLITS:
-        if meta["splits"][split]["count"] == 0:
-            continue
+        if meta["splits"][split]["count"] == 0 or (split != "train" and split in trained_on):
+            continue  # a split the final model was trained on is no evaluation: left out
         y, probs, speed = predict(model, prepared, split, cfg["batch_size"])
         results[split] = metrics.split_metrics(y, probs, cfg["top_k"], cfg["ece_bins"])
         if split == detail:
@@ -73,6 +81,7 @@ def _details(y: np.ndarray, probs: np.ndarray, classes: list[str], prepared: Pat
     report = metrics.per_class(y, pred, classes)
     report.to_csv(out / "per_class.csv", index=False)
     (out / "per_class.json").write_text(report.to_json(orient="records", indent=1) + "\n")
+    # the rows dvclive's log_sklearn_plot("confusion_matrix") writes, without a dvclive run in this stage
     rows = [{"actual": classes[t], "predicted": classes[p]} for t, p in zip(y, pred, strict=True)]
     for name in ("confusion.json", "confusion_normalized.json"):  # one file per DVC plot template
         (out / name).write_text(json.dumps(rows) + "\n")

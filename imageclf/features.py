@@ -17,17 +17,46 @@ import numpy as np
 import tensorflow as tf
 
 from imageclf import loader
+from imageclf.errors import UserError
+from imageclf.params import FEATURE_KEYS, HYPERPARAMETERS, did_you_mean
 from imageclf.shards import META, load_split, read_meta
 
 ROOT = Path("data/features")
 BATCH = 128
 CHUNK = 64 * BATCH  # images converted to float at a time
-KEY_FIELDS = ("backbone", "weights", "input_size", "pooling")
+
+
+def sets(section: object) -> dict[str, dict]:
+    """params.yaml 'features:' validated: name -> complete transfer hyperparameters of a frozen backbone."""
+    from imageclf.models import family as registered
+
+    if section is None:
+        return {}
+    if not isinstance(section, dict):
+        raise UserError("params.yaml: 'features' must map names to {backbone: ..., weights: ..., input_size: ...}")
+    family = registered("transfer", "features")
+    out = {}
+    for name, entry in section.items():
+        if not isinstance(entry, dict) or "backbone" not in entry:
+            raise UserError(f"params.yaml: 'features.{name}' needs a 'backbone' key, e.g. {{backbone: "
+                            "efficientnet_lite0, weights: imagenet, input_size: null, pooling: avg}")
+        unknown = sorted(set(entry) - set(FEATURE_KEYS))
+        if unknown:
+            raise UserError(f"params.yaml: 'features.{name}.{unknown[0]}' is not a feature-set key"
+                            f"{did_you_mean(unknown[0], FEATURE_KEYS)}; keys: {', '.join(FEATURE_KEYS)}")
+        for key_name, value in entry.items():
+            problem = HYPERPARAMETERS[key_name].problem(value)
+            if problem:
+                raise UserError(f"params.yaml: 'features.{name}.{key_name}' {problem}")
+        hyper = {**family.hyperparameters(), **entry, "mode": "frozen"}
+        family.check(hyper, {}, f"features.{name}")
+        out[str(name)] = hyper
+    return out
 
 
 def key(hyper: dict) -> dict:
     """What identifies a feature set (besides the prepared data)."""
-    return {k: hyper[k] for k in KEY_FIELDS}
+    return {k: hyper[k] for k in FEATURE_KEYS}
 
 
 def fingerprint(prepared: Path) -> str:
@@ -48,11 +77,6 @@ def matches(directory: Path, prepared_print: str, hyper: dict) -> bool:
         return False
     meta = json.loads(meta_file.read_text())
     return meta["key"] == key(hyper) and meta["prepared"] == prepared_print
-
-
-def find(root: Path, prepared_print: str, hyper: dict) -> Path | None:
-    """The feature set for this entry's key and prepared data, if one was computed."""
-    return next((d for d in sorted(Path(root).glob("*")) if matches(d, prepared_print, hyper)), None)
 
 
 def extract(extractor, prepared: Path, out: Path, hyper: dict, prepared_print: str) -> dict:
@@ -82,15 +106,61 @@ def extract(extractor, prepared: Path, out: Path, hyper: dict, prepared_print: s
     return {**meta, "seconds": round(seconds, 2), "images_per_s": round(images_done / max(seconds, 1e-9), 1)}
 
 
-def load(directory: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """(features [N, D], labels [N]); sets over 1 GiB stay memory-mapped."""
-    maps = np.load(Path(directory) / f"{split}.npy", mmap_mode="r")
-    if maps.nbytes <= loader.IN_MEMORY_LIMIT:
-        maps = np.asarray(maps)
-    return maps, np.load(Path(directory) / f"{split}_labels.npy")
+def load(directory: Path, split: str | tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """(features [N, D], labels [N]) of one split or several read as one; one split over 1 GiB stays
+    memory-mapped."""
+    names = (split,) if isinstance(split, str) else split
+    maps = [np.load(Path(directory) / f"{name}.npy", mmap_mode="r") for name in names]
+    labels = np.concatenate([np.load(Path(directory) / f"{name}_labels.npy") for name in names])
+    if len(maps) == 1 and maps[0].nbytes > loader.IN_MEMORY_LIMIT:
+        return maps[0], labels
+    return np.concatenate(maps), labels
 
 
-def dataset(directory: Path, split: str, batch_size: int, *, shuffle: bool = False, seed: int = 0,
+def inputs(cfg: dict, hyper: dict, prepared: Path, root: Path = ROOT) -> Features | None:
+    """The cached features a frozen transfer entry trains its head on, or None: it trains through the backbone
+    (the log says why)."""
+    if hyper["mode"] != "frozen":
+        return None
+    name = hyper["features"]
+    if name is None:
+        print(f"train {cfg['name']}: training through the frozen backbone (slower); name a params.yaml 'features:' "
+              "set in the entry (features: NAME) to train the head on cached features")
+        return None
+    if cfg["augment"]:
+        print(f"train {cfg['name']}: augment {cfg['augment']} changes every image each epoch, so cached features "
+              f"are not used: training through the frozen backbone of features.{name} (slower)")
+        return None
+    directory = Path(root) / name
+    if not matches(directory, fingerprint(prepared), hyper):
+        raise UserError(f"train.{cfg['name']}: {directory} does not hold features.{name} of the current prepared "
+                        "data; run the features stage first (dvc repro)")
+    print(f"train {cfg['name']}: training the head on cached features {directory}")
+    return Features(directory, cfg)
+
+
+class Features:
+    """What a frozen transfer entry's fit reads when its feature set is cached: the pooled backbone features,
+    ordered like loader.Images, fed to the model's head."""
+
+    part = "head"
+
+    def __init__(self, directory: Path, cfg: dict):
+        self.directory, self.cfg = directory, cfg
+
+    def train(self, splits: tuple[str, ...], epochs: tuple[int, int]) -> tf.data.Dataset:
+        cfg = self.cfg
+        return dataset(self.directory, splits, cfg["batch_size"], shuffle=True, seed=cfg["seed"], epochs=epochs,
+                       oversample=cfg["oversample"])
+
+    def val(self) -> tf.data.Dataset:
+        return dataset(self.directory, "val", self.cfg["batch_size"])
+
+    def labels(self, splits: tuple[str, ...]) -> np.ndarray:
+        return np.concatenate([np.load(self.directory / f"{s}_labels.npy") for s in splits])
+
+
+def dataset(directory: Path, split: str | tuple[str, ...], batch_size: int, *, shuffle: bool = False, seed: int = 0,
             epochs: tuple[int, int] | None = None, oversample: bool = False) -> tf.data.Dataset:
     """Batches of (features, labels), ordered like loader.dataset: each epoch's order keyed on (seed, epoch)."""
     x, y = load(directory, split)

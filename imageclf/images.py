@@ -22,7 +22,8 @@ class ImageInfo:
 
 
 def open_image(data: bytes, max_pixels: int) -> Image.Image:
-    """Decode image bytes fully, upright (EXIF orientation applied); raises ValueError with a readable reason when they are not a usable image."""
+    """Decode image bytes fully, upright (EXIF orientation applied); raises ValueError with a readable reason when
+    they are not a usable image."""
     if not data:
         raise ValueError("empty file (0 bytes)")
     Image.MAX_IMAGE_PIXELS = max_pixels

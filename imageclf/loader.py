@@ -10,11 +10,12 @@ import functools
 import math
 from pathlib import Path
 
+import numpy as np
 import tensorflow as tf
 
 from imageclf.augment import augment_batch, augmenter
 from imageclf.errors import UserError
-from imageclf.shards import LABEL_BYTES, read_meta
+from imageclf.shards import LABEL_BYTES, load_split, read_meta
 
 IN_MEMORY_LIMIT = 1 << 30  # splits up to 1 GiB of records are cached in RAM after the first epoch
 SHUFFLE_BUFFER = 50_000
@@ -81,3 +82,24 @@ def dataset(prepared: Path, split: str | tuple[str, ...], batch_size: int, *, sh
 
 def _labels(raw: tf.Tensor) -> tf.Tensor:
     return tf.cast(raw[:, 0], tf.int32) + tf.cast(raw[:, 1], tf.int32) * 256
+
+
+class Images:
+    """What a fit reads by default: the prepared images, decoded, shuffled and augmented per the entry, fed to the
+    whole model (features.Features is the same for cached backbone features)."""
+
+    part = None  # the sub-model these inputs feed; None: the whole model
+
+    def __init__(self, prepared: Path, cfg: dict):
+        self.prepared, self.cfg = prepared, cfg
+
+    def train(self, splits: tuple[str, ...], epochs: tuple[int, int]) -> tf.data.Dataset:
+        cfg = self.cfg
+        return dataset(self.prepared, splits, cfg["batch_size"], shuffle=True, augment=cfg["augment"],
+                       seed=cfg["seed"], epochs=epochs, oversample=cfg["oversample"])
+
+    def val(self) -> tf.data.Dataset:
+        return dataset(self.prepared, "val", self.cfg["batch_size"])
+
+    def labels(self, splits: tuple[str, ...]) -> np.ndarray:
+        return np.concatenate([load_split(self.prepared, s)[1] for s in splits])

@@ -25,6 +25,7 @@ class Field:
     maximum: float | None = None
     nullable: bool = False
     check: Callable[[Any], str | None] | None = None  # extra rule; returns a problem or None
+    doc: str = ""  # what the value means (listings)
 
     def problem(self, value: Any) -> str | None:
         if value is None:
@@ -34,7 +35,8 @@ class Field:
         if not isinstance(value, self.types):
             return f"must be {self.describe()}, got {value!r}"
         if self.choices is not None and value not in self.choices:
-            return f"must be one of {', '.join(map(str, self.choices))}; got {value!r}"
+            hint = did_you_mean(value, self.choices)
+            return f"must be one of {', '.join(map(str, self.choices))}; got {value!r}{hint}"
         if self.minimum is not None and value < self.minimum:
             return f"must be >= {self.minimum}, got {value!r}"
         if self.maximum is not None and value > self.maximum:
@@ -46,6 +48,12 @@ class Field:
                  list: "a list", dict: "a mapping"}
         text = " or ".join(names.get(t, t.__name__) for t in self.types)
         return text + (" or null" if self.nullable else "")
+
+
+def did_you_mean(value: object, known) -> str:
+    """' (did you mean 'x'?)' for the closest known name, or ''."""
+    hint = difflib.get_close_matches(str(value), [str(k) for k in known], n=1)
+    return f" (did you mean '{hint[0]}'?)" if hint else ""
 
 
 def _image_size(value: Any) -> str | None:
@@ -66,7 +74,50 @@ def _fractions(value: Any) -> str | None:
     return None
 
 
+def _int_list(min_len: int) -> Callable[[Any], str | None]:
+    def check(value: list) -> str | None:
+        if len(value) < min_len or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in value):
+            least = f"at least {min_len} " if min_len else ""
+            return f"must be a list of {least}integers >= 1, got {value!r}"
+        return None
+
+    return check
+
+
+def _rate(value: float) -> str | None:
+    return None if 0 <= value < 1 else f"must be a rate in [0, 1), got {value!r}"
+
+
 NUMBER = (int, float)
+FEATURE_KEYS = ("backbone", "weights", "input_size", "pooling")  # what a features: set fixes for its entries
+ACTIVATIONS = ("relu", "relu6", "elu", "selu", "gelu", "silu", "swish", "leaky_relu", "mish", "tanh", "sigmoid")
+
+# Family hyperparameters: one meaning per name, in every family that has it (imageclf.models checks each builder).
+HYPERPARAMETERS: dict[str, Field] = {
+    "filters": Field((list,), check=_int_list(1), doc="convolution filters of each block, first to last"),
+    "kernel": Field((int,), minimum=1, doc="convolution kernel size"),
+    "conv_dropout": Field(NUMBER, check=_rate, doc="dropout rate after each convolution block"),
+    "dense": Field((list,), check=_int_list(0), doc="units of each hidden dense layer before the classifier"),
+    "dropout": Field(NUMBER, check=_rate,
+                     doc="dropout rate after each hidden dense layer (with none: before the classifier)"),
+    "l2": Field(NUMBER, minimum=0, doc="L2 penalty on the convolution and dense kernels"),
+    "activation": Field((str,), choices=ACTIVATIONS, doc="activation of the convolution and hidden dense layers"),
+    "batch_norm": Field((bool,), doc="batch normalisation after each hidden dense layer"),
+    "backbone": Field((str,), doc="ImageNet backbone (efficientnet_lite0 or a keras.applications one)"),
+    "weights": Field((str,), nullable=True, doc="backbone weights: imagenet, null (random) or a weight file path"),
+    "mode": Field((str,), choices=("frozen", "finetune", "scratch"),
+                  doc="frozen backbone, finetune its top layers, or train it from scratch"),
+    "input_size": Field((int,), nullable=True, doc="side the backbone sees (null: the image, raised to its minimum)"),
+    "pooling": Field((str,), choices=("avg", "avgpool4"),
+                     doc="backbone feature map to vector: global average, or 4x4 average pooling + flatten"),
+    "finetune_top_n": Field((int,), minimum=1, doc="backbone layers (from the top) that fine-tuning trains"),
+    "head_epochs": Field((int,), minimum=0, doc="finetune: epochs the head trains alone before the top layers join"),
+    "finetune_lr_factor": Field(NUMBER, check=lambda v: None if v > 0 else f"must be > 0, got {v!r}",
+                                doc="finetune: lr factor once the top layers join"),
+    "features": Field((str,), nullable=True,
+                      doc="frozen: the params.yaml `features:` set whose cached features the head trains on; "
+                          "backbone, weights, input_size and pooling come from that set"),
+}
 SOURCES = ("fashion-mnist", "elpv", "url", "folder", "kaggle")
 
 SCHEMA: dict[str, dict[str, Field]] = {
@@ -138,8 +189,7 @@ def validate_section(name: str, section: Any, schema: Mapping[str, Field], where
         raise UserError(f"{where}: '{name}' must be a mapping of keys, got {section!r}")
     for key in section:
         if key not in schema:
-            hint = difflib.get_close_matches(str(key), schema, n=1)
-            tip = f" (did you mean '{name}.{hint[0]}'?)" if hint else f"; known keys: {', '.join(schema)}"
+            tip = did_you_mean(f"{name}.{key}", [f"{name}.{k}" for k in schema]) or f"; known keys: {', '.join(schema)}"
             raise UserError(f"{where}: unknown key '{name}.{key}'{tip}")
     for key, field in schema.items():
         if key not in section:
@@ -148,6 +198,23 @@ def validate_section(name: str, section: Any, schema: Mapping[str, Field], where
         if problem:
             raise UserError(f"{where}: '{name}.{key}' {problem}")
     return section
+
+
+def _names(value: Any) -> str | None:
+    if all(isinstance(v, str) for v in value) and len(set(value)) == len(value):
+        return None
+    return f"must be a list of distinct entry names under 'train:', got {value!r}"
+
+
+SCHEMA["models"] = {  # one DVC stage group each: editing transfer code never re-runs a from-scratch model
+    "scratch": Field((list,), check=_names),
+    "transfer": Field((list,), check=_names),
+}
+
+
+def model_names(models: dict) -> list[str]:
+    """Every model dvc repro trains, from-scratch entries first."""
+    return [*models["scratch"], *models["transfer"]]
 
 
 def load(sections: tuple[str, ...], path: Path = PARAMS_FILE) -> dict[str, dict]:

@@ -6,6 +6,7 @@ import fnmatch
 import glob
 import json
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,8 @@ RULE_SCHEMA = {
     "tolerance": Field((int, float), minimum=0),  # allowed change in the bad direction
     "relative": Field((bool,)),  # tolerance in % of the baseline value instead of absolute
 }
+REPORT_SCHEMA = {k: RULE_SCHEMA[k] for k in ("files", "metric")}  # shown in the table, never gated
+NOT_GATED = "reported, not gated"
 
 
 @dataclass
@@ -52,24 +55,29 @@ def current_metrics(patterns: list[str]) -> dict[str, dict[str, float]]:
 
 
 def baseline_metrics(baseline: str, patterns: list[str]) -> dict[str, dict[str, float]]:
-    """From a JSON file saved by --save (path -> metric -> value), or from the metric files at a git ref."""
+    """From a JSON file saved by --save (path -> metric -> value), or the metrics DVC tracks at a git ref
+    (`dvc metrics diff REF --all --json`: its 'old' side)."""
     if Path(baseline).is_file():
         return json.loads(Path(baseline).read_text())
-    listing = subprocess.run(["git", "ls-tree", "-r", "--name-only", baseline], capture_output=True, text=True)
-    if listing.returncode:
-        raise UserError(f"check.baseline: '{baseline}' is neither a baseline JSON file nor a git ref "
-                        f"({listing.stderr.strip()})")
-    out = {}
-    for path in listing.stdout.splitlines():
-        if any(fnmatch.fnmatch(path, pattern) for pattern in patterns):
-            shown = subprocess.run(["git", "show", f"{baseline}:{path}"], capture_output=True, text=True, check=True)
-            out[path] = flatten(json.loads(shown.stdout))
-    return out
+    diff = subprocess.run([sys.executable, "-m", "dvc", "metrics", "diff", baseline, "--all", "--json"],
+                          capture_output=True, text=True)
+    if diff.returncode:
+        raise UserError(f"check.baseline: '{baseline}' is neither a baseline JSON file nor a git ref DVC can read "
+                        f"({(diff.stderr.strip().splitlines() or ['no detail'])[-1]})")
+    return {path: {k: v["old"] for k, v in found.items() if isinstance(v.get("old"), (int, float))}
+            for path, found in json.loads(diff.stdout or "{}").items()
+            if any(fnmatch.fnmatch(path, pattern) for pattern in patterns)}
 
 
-def compare(rules: list[dict], baseline: dict, current: dict) -> list[Row]:
-    """One row per (file, metric) of each rule, in the baseline or the workspace; missing ones fail."""
+def compare(rules: list[dict], baseline: dict, current: dict, report: list[dict] = ()) -> list[Row]:
+    """One row per (file, metric) of each rule, in the baseline or the workspace; missing ones fail. Metrics of
+    `report` (timings) get rows too, with the verdict NOT_GATED."""
     rows = []
+    for i, item in enumerate(report):
+        validate_section(f"check.report[{i}]", item, REPORT_SCHEMA)
+        for path in sorted({p for p in [*baseline, *current] if fnmatch.fnmatch(p, item["files"])}):
+            rows.append(Row(path, item["metric"], baseline.get(path, {}).get(item["metric"]),
+                            current.get(path, {}).get(item["metric"]), "-", NOT_GATED))
     for i, rule in enumerate(rules):
         validate_section(f"check.rules[{i}]", rule, RULE_SCHEMA)
         files = sorted({p for p in [*baseline, *current] if fnmatch.fnmatch(p, rule["files"])})

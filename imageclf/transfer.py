@@ -9,7 +9,6 @@ the saved model.keras still runs end-to-end.
 
 from __future__ import annotations
 
-import difflib
 import re
 import sys
 import warnings
@@ -24,21 +23,65 @@ from keras import layers
 
 from imageclf import efficientnet_lite
 from imageclf.errors import UserError
+from imageclf.models import classifier_head, register
+from imageclf.params import did_you_mean
+
+KERAS_FILES = ".h5 or .weights.h5"
+
+
+def _keras_file(base: keras.Model, path: Path) -> None:
+    """Keras' own reader: legacy .h5 (the files keras.applications caches) and Keras 3 .weights.h5."""
+    with warnings.catch_warnings(record=True) as caught:  # keras warns (and skips) on a partial match
+        warnings.simplefilter("always")
+        try:
+            base.load_weights(path)
+            problem = next((str(w.message) for w in caught if "load" in str(w.message).lower()
+                            or "skipping" in str(w.message).lower()), None)
+        except (ValueError, KeyError) as err:
+            problem = str(err)
+    if problem:
+        raise ValueError(problem)
 
 
 @dataclass(frozen=True)
 class Backbone:
+    """Everything about one backbone: how to build it, its ImageNet weights, its weight files, its preprocessing."""
+
     name: str
-    build: Callable[..., keras.Model]  # (input_shape, weights: "imagenet" | None) -> model without top
+    build: Callable[[tuple], keras.Model]  # (height, width, 3) -> randomly initialised model without top
+    imagenet: Callable[[tuple], keras.Model]  # the same with its ImageNet weights
     preprocess: Callable  # 0-255 RGB -> what the backbone was trained on
-    min_size: int
+    min_size: int = 32
+    weight_files: str = KERAS_FILES  # the weight-file types load_file reads
+    load_file: Callable[[keras.Model, Path], None] = _keras_file
 
 
 def _application(constructor: Callable, module, name: str, min_size: int = 32) -> Backbone:
-    def build(shape: tuple, weights: str | None) -> keras.Model:
-        return constructor(include_top=False, weights=weights, input_shape=shape)
+    def imagenet(shape: tuple) -> keras.Model:
+        try:
+            return constructor(include_top=False, weights="imagenet", input_shape=shape)
+        except Exception as err:  # keras' get_file raises a bare Exception when the download fails
+            match = re.search(r"URL fetch failure on (\S+):", str(err))
+            if not match:
+                raise
+            url = match.group(1)
+            cache = Path(keras.src.backend.config.keras_home()) / "models" / Path(url).name
+            raise UserError(f"weights: imagenet for {name} needs {Path(url).name}, which cannot be downloaded "
+                            f"here ({url}); place that file at {cache} (the Keras cache; KERAS_HOME moves it) or set "
+                            "weights to its local path") from None
 
-    return Backbone(name, build, module.preprocess_input, min_size)
+    return Backbone(name, lambda shape: constructor(include_top=False, weights=None, input_shape=shape), imagenet,
+                    module.preprocess_input, min_size)
+
+
+def _lite0_file(base: keras.Model, path: Path) -> None:
+    (efficientnet_lite.load_pth if path.suffix == ".pth" else _keras_file)(base, path)
+
+
+def _lite0_imagenet(shape: tuple) -> keras.Model:
+    base = efficientnet_lite.efficientnet_lite0(shape)
+    efficientnet_lite.load_pth(base, efficientnet_lite.packaged_weights())
+    return base
 
 
 BACKBONES: dict[str, Backbone] = {b.name: b for b in [
@@ -50,24 +93,17 @@ BACKBONES: dict[str, Backbone] = {b.name: b for b in [
     _application(apps.Xception, apps.xception, "xception", min_size=71),
     _application(apps.InceptionV3, apps.inception_v3, "inception_v3", min_size=75),
     _application(apps.EfficientNetB0, apps.efficientnet, "efficientnet_b0"),
-    Backbone("efficientnet_lite0", lambda shape, _weights: efficientnet_lite.efficientnet_lite0(shape),
-             efficientnet_lite.preprocess, efficientnet_lite.MIN_SIZE),
+    Backbone("efficientnet_lite0", efficientnet_lite.efficientnet_lite0, _lite0_imagenet, efficientnet_lite.preprocess,
+             efficientnet_lite.MIN_SIZE, f".pth (EfficientNet-PyTorch state dict), {KERAS_FILES}", _lite0_file),
 ]}
-MODES = ("frozen", "finetune", "scratch")
-POOLINGS = ("avg", "avgpool4")
 
 
-def check_hyper(hyper: dict, where: str) -> None:
+def check_hyper(hyper: dict, training: dict, where: str) -> None:
     """Semantic checks of a transfer entry (types were checked already), before anything is built."""
     backbone = hyper["backbone"]
     if backbone not in BACKBONES:
-        hint = difflib.get_close_matches(str(backbone), BACKBONES, n=1)
-        tip = f" (did you mean '{hint[0]}'?)" if hint else ""
-        raise UserError(f"params.yaml: '{where}.backbone' is {backbone!r}, not a known backbone{tip}; "
-                        f"known: {', '.join(BACKBONES)}")
-    for key, choices in (("mode", MODES), ("pooling", POOLINGS)):
-        if hyper[key] not in choices:
-            raise UserError(f"params.yaml: '{where}.{key}' must be one of {', '.join(choices)}; got {hyper[key]!r}")
+        raise UserError(f"params.yaml: '{where}.backbone' is {backbone!r}, not a known backbone"
+                        f"{did_you_mean(backbone, BACKBONES)}; known: {', '.join(BACKBONES)}")
     if hyper["mode"] == "scratch" and hyper["weights"] is not None:
         raise UserError(f"params.yaml: '{where}' has mode scratch (random initial weights) but weights "
                         f"{hyper['weights']!r}; set weights: null, or mode: frozen / finetune")
@@ -75,11 +111,27 @@ def check_hyper(hyper: dict, where: str) -> None:
         raise UserError(f"params.yaml: '{where}' has mode {hyper['mode']} but weights: null (nothing to transfer); "
                         "set weights: imagenet or a weight file path, or mode: scratch")
     size, minimum = hyper["input_size"], BACKBONES[backbone].min_size
-    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < minimum):
+    if size is not None and size < minimum:
         raise UserError(f"params.yaml: '{where}.input_size' must be null (image size, raised to the backbone's "
                         f"minimum) or an integer >= {minimum} for {backbone}; got {size!r}")
     if isinstance(hyper["weights"], str) and hyper["weights"] != "imagenet":
         weight_file(hyper["weights"], backbone, f"{where}.weights")
+    if hyper["mode"] == "finetune" and hyper["head_epochs"]:
+        for key in ("epochs", "retrain_full_epochs"):
+            if training.get(key) and hyper["head_epochs"] >= training[key]:
+                raise UserError(f"params.yaml: '{where}.head_epochs' ({hyper['head_epochs']}) must be less than "
+                                f"{key} ({training[key]}), or the top layers never train; lower it or raise {key}")
+
+
+def phases(hyper: dict, epochs: int) -> list[tuple]:
+    """(first, stop, lr factor, change of the trainable layers, what it does) of each fit of `epochs` epochs:
+    fine-tuning with head_epochs trains the head alone first, then the top layers at lr * finetune_lr_factor."""
+    if hyper["mode"] != "finetune" or not hyper["head_epochs"]:
+        return [(0, epochs)]
+    top = hyper["finetune_top_n"]
+    return [(0, hyper["head_epochs"]), (hyper["head_epochs"], epochs, hyper["finetune_lr_factor"],
+                                        lambda model: unfreeze_top(model, top), f"fine-tuning the top {top} "
+                                        "backbone layers")]
 
 
 # --- weights -----------------------------------------------------------------------------------------------------
@@ -88,85 +140,29 @@ def check_hyper(hyper: dict, where: str) -> None:
 def weight_file(value: str, backbone: str, key: str) -> Path:
     """A user's weights path, checked: it exists and has a weight-file type this backbone can read."""
     path = Path(value).expanduser()
-    kinds = ".pth (EfficientNet-PyTorch state dict), .h5 or .weights.h5" if backbone == "efficientnet_lite0" \
-        else ".h5 or .weights.h5"
+    kinds = BACKBONES[backbone].weight_files
     if not path.is_file():
         raise UserError(f"params.yaml: '{key}' is {value!r}, which does not exist; give imagenet, null or "
                         f"the path of a {kinds} file")
-    if path.suffix == ".pth" and backbone == "efficientnet_lite0":
-        return path
-    if path.suffix != ".h5" or not h5py.is_hdf5(path):
-        raise UserError(f"params.yaml: '{key}': {path} is not a weight file for {backbone} "
-                        f"(expected {kinds})")
+    readable = ".pth" in kinds if path.suffix == ".pth" else path.suffix == ".h5" and h5py.is_hdf5(path)
+    if not readable:
+        raise UserError(f"params.yaml: '{key}': {path} is not a weight file for {backbone} (expected {kinds})")
     return path
 
 
 def load_backbone(backbone: str, shape: tuple[int, int, int], weights: str | None) -> keras.Model:
     """The backbone without its top, on `shape` RGB input, with weights imagenet, none or from a file."""
     spec = BACKBONES[backbone]
-    if weights == "imagenet" and backbone == "efficientnet_lite0":
-        base = spec.build(shape, None)
-        efficientnet_lite.load_pth(base, efficientnet_lite.packaged_weights())
-        return base
     if weights == "imagenet":
-        try:
-            return spec.build(shape, "imagenet")
-        except Exception as err:  # keras' get_file raises a bare Exception when the download fails
-            match = re.search(r"URL fetch failure on (\S+):", str(err))
-            if not match:
-                raise
-            url = match.group(1)
-            cache = Path(keras.src.backend.config.keras_home()) / "models" / Path(url).name
-            raise UserError(f"weights: imagenet for {backbone} needs {Path(url).name}, which cannot be downloaded "
-                            f"here ({url}); place that file at {cache} (the Keras cache; KERAS_HOME moves it) or set "
-                            "weights to its local path") from None
-    base = spec.build(shape, None)
+        return spec.imagenet(shape)
+    base = spec.build(shape)
     if weights is not None:
         path = weight_file(weights, backbone, "weights")
-        if path.suffix == ".pth":
-            efficientnet_lite.load_pth(base, path)
-        else:
-            _load_h5(base, path, backbone)
+        try:
+            spec.load_file(base, path)
+        except ValueError as err:
+            raise UserError(f"{path} does not fit {backbone}: {str(err).strip().splitlines()[0]}") from None
     return base
-
-
-def _load_h5(base: keras.Model, path: Path, backbone: str) -> None:
-    """Legacy Keras .h5 weights (the files keras.applications caches) by layer order, or Keras 3 .weights.h5."""
-    with h5py.File(path, "r") as f:
-        group = f.get("model_weights", f)
-        if "layer_names" not in group.attrs:  # Keras 3 format: keras matches by name and names what fails
-            with warnings.catch_warnings(record=True) as caught:  # keras warns (and skips) on a partial match
-                warnings.simplefilter("always")
-                try:
-                    base.load_weights(path)
-                    problem = next((str(w.message) for w in caught if "load" in str(w.message).lower()
-                                    or "skipping" in str(w.message).lower()), None)
-                except (ValueError, KeyError) as err:
-                    problem = str(err)
-            if problem:
-                raise UserError(f"{path} does not fit {backbone}: {problem.strip().splitlines()[0]}")
-            return
-        saved = []
-        for name in (n.decode() if isinstance(n, bytes) else n for n in group.attrs["layer_names"]):
-            names = [w.decode() if isinstance(w, bytes) else w for w in group[name].attrs["weight_names"]]
-            if names:
-                saved.append((name, [group[name][w][()] for w in names]))
-    targets = [layer for layer in base.layers if layer.weights]
-    for i, layer in enumerate(targets):
-        expected = [tuple(w.shape) for w in layer.weights]
-        if i >= len(saved):
-            raise UserError(f"{path} holds weights of another architecture: it ends before layer "
-                            f"'{layer.name}' of {backbone} ({len(saved)} layers with weights, {len(targets)} needed)")
-        name, arrays = saved[i]
-        if [a.shape for a in arrays] != expected:
-            raise UserError(f"{path} holds weights of another architecture: first difference at layer "
-                            f"'{layer.name}' of {backbone}, which expects {expected}; the file's layer '{name}' has "
-                            f"{[a.shape for a in arrays]}")
-    if len(saved) != len(targets):
-        raise UserError(f"{path} holds weights of another architecture: {len(saved)} layers with weights, "
-                        f"{backbone} has {len(targets)}")
-    for layer, (_name, arrays) in zip(targets, saved, strict=True):
-        layer.set_weights(arrays)
 
 
 # --- the extractor -----------------------------------------------------------------------------------------------
@@ -240,3 +236,22 @@ def unfreeze_top(model: keras.Model, top_n: int) -> bool:
     for layer, trainable in zip(base.layers, wanted, strict=True):
         layer.trainable = trainable
     return True
+
+
+@register("transfer", check=check_hyper)
+def transfer_model(input_shape: tuple, num_classes: int, *, backbone: str = "efficientnet_lite0",
+                   weights: str | None = "imagenet", mode: str = "frozen", input_size: int | None = None,
+                   pooling: str = "avg", features: str | None = None, finetune_top_n: int = 20, head_epochs: int = 0,
+                   finetune_lr_factor: float = 0.1, dense: list[int] = (256,), dropout: float = 0.2,
+                   batch_norm: bool = False) -> keras.Model:
+    """ImageNet backbone + head: pooled features, hidden dense layers, classifier."""
+    del features  # the feature set's keys are already merged into the others (config.model_config)
+    extractor_model = extractor(input_shape, backbone, weights, input_size, mode, pooling)
+    head_in = keras.Input(extractor_model.output.shape[1:])
+    head = keras.Model(head_in, classifier_head(head_in, num_classes, dense=dense, dropout=dropout,
+                                                batch_norm=batch_norm), name="head")
+    inputs = keras.Input(input_shape)
+    model = keras.Model(inputs, head(extractor_model(inputs)), name=f"transfer_{backbone}")
+    if mode == "finetune" and not head_epochs:
+        unfreeze_top(model, finetune_top_n)
+    return model

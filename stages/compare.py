@@ -11,9 +11,10 @@ REPORTS = Path("reports")
 @cli
 def main() -> None:
     p = params.load(("models", "evaluate"))
-    if not isinstance(p["models"], list) or not p["models"] or not all(isinstance(m, str) for m in p["models"]):
-        raise UserError(f"params.yaml: 'models' must be a non-empty list of entry names, got {p['models']!r}")
-    frame = comparison.write(p["models"], REPORTS, p["evaluate"]["split"])
+    models = params.model_names(p["models"])
+    if not models:
+        raise UserError("params.yaml: 'models' lists no model (models.scratch and models.transfer are both empty)")
+    frame = comparison.write(models, REPORTS, p["evaluate"]["split"])
     print(comparison.markdown_table(frame))
     print(f"compare: wrote {REPORTS / 'report.html'} and {REPORTS / 'report.md'}")
 

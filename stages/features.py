@@ -15,38 +15,13 @@ PREPARED = Path("data/prepared")
 REPORT = Path("reports/data/features.json")  # extraction time and images/s per set
 
 
-def entries(section: object) -> dict[str, dict]:
-    """params.yaml 'features:' validated: name -> complete transfer hyperparameters of a frozen backbone."""
-    from imageclf.features import KEY_FIELDS
-    from imageclf.models import REGISTRY
-
-    if section is None:
-        return {}
-    if not isinstance(section, dict):
-        raise UserError("params.yaml: 'features' must map names to {backbone: ..., weights: ..., input_size: ...}")
-    family = REGISTRY["transfer"]
-    out = {}
-    for name, entry in section.items():
-        if not isinstance(entry, dict) or "backbone" not in entry:
-            raise UserError(f"params.yaml: 'features.{name}' needs a 'backbone' key, e.g. {{backbone: "
-                            "efficientnet_lite0, weights: imagenet, input_size: null, pooling: avg}")
-        unknown = sorted(set(entry) - set(KEY_FIELDS))
-        if unknown:
-            raise UserError(f"params.yaml: 'features.{name}.{unknown[0]}' is not a feature-set key; "
-                            f"keys: {', '.join(KEY_FIELDS)}")
-        hyper = {**family.hyperparameters(), **entry}
-        family.check(hyper, f"features.{name}")
-        out[str(name)] = hyper
-    return out
-
-
 @cli
 def main() -> None:
     section = params.load(("features",))["features"]
     from imageclf import features, transfer  # TensorFlow loads only once the params are known to be good
     from imageclf.shards import read_meta
 
-    sets = entries(section)
+    sets = features.sets(section)
     shape = tuple(read_meta(PREPARED)["shape"])
     prepared = features.fingerprint(PREPARED)
     features.ROOT.mkdir(parents=True, exist_ok=True)

@@ -18,6 +18,7 @@ ACC = {"files": "reports/eval/*/metrics.json", "metric": "test.accuracy", "direc
        "relative": False}
 TIME = {"files": "reports/train/*/metrics.json", "metric": "train_time_s", "direction": "lower", "tolerance": 50,
         "relative": True}
+REPORTED = {"files": "reports/train/*/metrics.json", "metric": "train_time_s"}
 
 
 def test_rules_by_hand():
@@ -39,6 +40,13 @@ def test_rules_by_hand():
         regression.compare([{**ACC, "direction": "up"}], base, now)
 
 
+def test_timings_are_reported_but_never_gated():
+    base = {"reports/train/a/metrics.json": {"train_time_s": 100.0}}
+    now = {"reports/train/a/metrics.json": {"train_time_s": 400.0}}
+    rows = regression.compare([], base, now, [REPORTED])
+    assert [(r.metric, r.change, r.verdict) for r in rows] == [("train_time_s", 300.0, regression.NOT_GATED)]
+
+
 def run(repo: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "stages.check", *args], cwd=repo, capture_output=True, text=True,
                           env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HOME": str(repo)})
@@ -55,10 +63,14 @@ def write_metrics(repo: Path, accuracy: float, seconds: float) -> None:
 def repo(tmp_path: Path) -> Path:
     repo = tmp_path / "repo"
     repo.mkdir()
-    (repo / "params.yaml").write_text(yaml.safe_dump({"check": {"baseline": "main", "rules": [ACC, TIME]}}))
+    (repo / "params.yaml").write_text(yaml.safe_dump({"check": {"baseline": "main", "rules": [ACC],
+                                                                "report": [REPORTED]}}))
+    (repo / "dvc.yaml").write_text(yaml.safe_dump({"metrics": ["reports/eval/m1/metrics.json",
+                                                               "reports/train/m1/metrics.json"]}))
     write_metrics(repo, 0.90, 100)
-    for cmd in (["init", "-q", "-b", "main"], ["add", "-A"], ["-c", "user.email=t@e", "-c", "user.name=t", "commit",
-                                                                "-qm", "baseline"]):
+    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=repo, check=True)
+    subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=repo, check=True)
+    for cmd in (["add", "-A"], ["-c", "user.email=t@e", "-c", "user.name=t", "commit", "-qm", "baseline"]):
         subprocess.run(["git", *cmd], cwd=repo, check=True)
     return repo
 
@@ -67,7 +79,7 @@ def test_check_against_a_git_ref(repo):
     write_metrics(repo, 0.895, 120)
     ok = run(repo)
     assert ok.returncode == 0, ok.stdout + ok.stderr
-    assert "check: 2 ok, 0 failed (baseline main)" in ok.stdout
+    assert "check: 1 ok, 0 failed (baseline main); 1 timings reported, not gated" in ok.stdout
     write_metrics(repo, 0.85, 120)
     bad = run(repo)
     assert bad.returncode == 1
@@ -88,7 +100,7 @@ def test_saved_json_baseline(repo):
         "reports/eval/m1/metrics.json"] == {"test.accuracy": 0.9}
     write_metrics(repo, 0.90, 200)
     result = run(repo, "--baseline", "baseline.json")
-    assert result.returncode == 1 and "train_time_s | 100 | 200 | 100 | +50% | REGRESSION" in result.stdout
+    assert result.returncode == 0 and "train_time_s | 100 | 200 | 100 | - | reported, not gated" in result.stdout
 
 
 def test_unknown_baseline_is_one_line(repo):

@@ -71,15 +71,15 @@ def trained(tmp_path_factory):
     project, mp = module_project(tmp_path_factory, "eval", {"cat": 14, "dog": 14, "eel": 14})
     project.params["split"]["fractions"] = {"train": 0.5, "val": 0.25, "test": 0.25}
     project.params["train_defaults"].update(epochs=3, batch_size=8)
-    project.params["models"] = ["tiny_lenet", "tiny_mlp"]
+    project.params["models"] = {"scratch": ["tiny_lenet", "tiny_mlp"], "transfer": []}
     project.params["train"] = {"tiny_lenet": {"family": "lenet5", "filters": [4, 8], "dense": [8]},
-                               "tiny_mlp": {"family": "mlp", "units": [16]}}
+                               "tiny_mlp": {"family": "mlp", "dense": [16]}}
     project.params["evaluate"].update(min_errors=0, batch_size=8)
     project.run("download", "split", "prepare")
     import stages.evaluate
     import stages.train
 
-    for name in project.params["models"]:
+    for name in project.params["models"]["scratch"]:
         for stage in (stages.train, stages.evaluate):
             mp.setattr(sys, "argv", ["x", name])
             stage.main.__wrapped__()
@@ -91,7 +91,8 @@ def trained(tmp_path_factory):
 def test_evaluate_outputs_match_the_predictions(trained):
     out = trained.path / "reports/eval/tiny_lenet"
     m = json.loads((out / "metrics.json").read_text())
-    assert set(m) == {"train", "val", "test", "inference"} and m["inference"]["images_per_s"] > 0
+    assert set(m) == {"trained_on", "train", "val", "test", "inference"} and m["inference"]["images_per_s"] > 0
+    assert m["trained_on"] == "train"
     predictions = pd.read_csv(out / "predictions.csv")
     assert len(predictions) == m["test"]["samples"] == 12
     assert m["test"]["accuracy"] == pytest.approx((predictions["true"] == predictions["predicted"]).mean())
@@ -133,8 +134,51 @@ def test_class_list_mismatch_and_missing_model(trained, tmp_path):
     with pytest.raises(UserError, match=r"trained on other classes than the data has \(missing \['eel'\], "
                                         r"extra \['fox'\]\)"):
         evaluation.load_model("tiny_mlp", model_dir, ["cat", "dog", "eel"])
-    with pytest.raises(UserError, match=r"model.keras not found; train it first \(dvc repro train@ghost\)"):
+    with pytest.raises(UserError, match=r"ghost/model.keras not found; train the model first \(dvc repro\)"):
         evaluation.load_model("ghost", tmp_path / "ghost", ["cat"])
+    (model_dir / "classes.json").unlink()
+    with pytest.raises(UserError, match=r"m/classes.json not found; train the model first \(dvc repro\)"):
+        evaluation.load_model("tiny_mlp", model_dir, ["cat", "dog", "eel"])
+
+
+def test_a_model_retrained_on_val_is_not_scored_on_val(trained, tmp_path, monkeypatch):
+    """retrain_full_epochs: the final model saw the val images, so val metrics are left out and the table says so."""
+    from imageclf import comparison, evaluation
+
+    root = tmp_path / "reports"
+    shutil.copytree(trained.path / "reports", root)
+    model_dir = tmp_path / "models/tiny_mlp"
+    shutil.copytree(trained.path / "models/tiny_mlp", model_dir)
+    info = json.loads((model_dir / "classes.json").read_text())
+    (model_dir / "classes.json").write_text(json.dumps({**info, "trained_on": ["train", "val"]}))
+    params = yaml.safe_load((trained.path / "params.yaml").read_text())
+    m = evaluation.evaluate("tiny_mlp", model_dir, trained.path / "data/prepared", root / "eval/tiny_mlp", params)
+    assert set(m) == {"trained_on", "train", "test", "inference"} and m["trained_on"] == "train+val"
+    frame = comparison.write(["tiny_lenet", "tiny_mlp"], root, "test").set_index("model")
+    assert pd.isna(frame.loc["tiny_mlp", "val_accuracy"]) and pd.notna(frame.loc["tiny_lenet", "val_accuracy"])
+    assert frame.loc["tiny_mlp", "trained_on"] == "train+val"
+    assert "Retrained on train+val (retrain_full_epochs): tiny_mlp." in (root / "report.md").read_text()
+    params["evaluate"]["split"] = "val"
+    with pytest.raises(UserError, match=r"evaluate.split is 'val' but tiny_mlp was retrained on train\+val"):
+        evaluation.evaluate("tiny_mlp", model_dir, trained.path / "data/prepared", root / "eval/tiny_mlp", params)
+
+
+def test_the_score_chart_shows_accuracy_and_macro_f1_of_the_same_split(trained, tmp_path, monkeypatch):
+    from imageclf import comparison, evaluation, plots
+
+    root = tmp_path / "reports"
+    shutil.copytree(trained.path / "reports", root)
+    params = yaml.safe_load((trained.path / "params.yaml").read_text())
+    params["evaluate"]["split"] = "val"
+    for name in ("tiny_lenet", "tiny_mlp"):
+        evaluation.evaluate(name, trained.path / "models" / name, trained.path / "data/prepared", root / "eval" / name,
+                            params)
+    drawn = []
+    monkeypatch.setattr(plots, "score_bars", lambda frame, acc, f1, out: drawn.append((acc, f1, frame[f1].tolist())))
+    frame = comparison.write(["tiny_lenet", "tiny_mlp"], root, "val")
+    assert drawn == [("val_accuracy", "val_macro_f1", frame["val_macro_f1"].tolist())]
+    scored = [json.loads((root / "eval" / n / "metrics.json").read_text())["val"]["macro_f1"] for n in frame["model"]]
+    assert frame["val_macro_f1"].tolist() == scored
 
 
 def test_empty_detail_split_is_a_clear_error(trained, tmp_path):
@@ -169,7 +213,7 @@ def test_domain_shift_maps_classes_and_counts_the_dropped(trained, tmp_path, mon
     assert result["samples"] == 10 and result["dropped_unmapped"] == 4 and result["dropped_by_class"] == {"bird": 4}
     assert result["source"] == "folder" and result["unreadable"] == 0
     # oracle: predict the same mapped images directly
-    model = evaluation.load_model("tiny_mlp", trained.path / "models/tiny_mlp", ["cat", "dog", "eel"])
+    model, _ = evaluation.load_model("tiny_mlp", trained.path / "models/tiny_mlp", ["cat", "dog", "eel"])
     paths = [p for c in ("doggo", "kitty") for p in sorted((other / c).iterdir())[:5]]
     x = np.stack([images.to_array(images.open_image(p.read_bytes(), 10**8), image_size(params["prepare"]),
                                   params["prepare"]["color"], params["prepare"]["resize"], False) for p in paths])

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 from conftest import base_params
 
-from imageclf import training
+from imageclf import config, models, training
 from imageclf.errors import UserError
 from imageclf.models import REGISTRY
+from imageclf.params import HYPERPARAMETERS
 
 FAMILIES = {"mlp": 16, "lenet5": 16, "cnn_lego": 16, "cnn_small": 16, "cnn_flowers": 81}
 
@@ -31,8 +33,29 @@ def test_every_family_builds_and_trains_a_step(family, size):
     assert probs.shape == (4, 4) and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
 
 
-def test_registry_lists_the_families():
-    assert set(FAMILIES) <= set(REGISTRY)
+def test_registry_lists_the_families_and_every_hyperparameter_has_one_meaning():
+    listing = models.listing()  # imports the families defined elsewhere (transfer)
+    assert set(FAMILIES) | {"transfer"} <= set(REGISTRY)
+    for family in REGISTRY.values():
+        assert f"| `{family.name}` |" in listing
+        assert set(family.hyperparameters()) <= set(HYPERPARAMETERS)
+    assert "| `dense` | units of each hidden dense layer before the classifier |" in listing
+    with pytest.raises(TypeError, match=r"hyperparameters \['width'\] have no entry in params.HYPERPARAMETERS"):
+        models.register("odd")(lambda shape, n, *, width=3: None)
+
+
+def test_readme_family_table_is_the_registry_listing():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert models.listing() in readme, "README family table is stale: paste `python -m imageclf.models` output"
+
+
+def test_dense_and_dropout_mean_the_same_in_every_family():
+    for family, size in FAMILIES.items():
+        model = REGISTRY[family].build((size, size, 1), 3, dense=[7, 5], dropout=0.25)
+        dense = [layer.units for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+        assert dense == [7, 5, 3], family  # two hidden layers, then the classifier
+        rates = [layer.rate for layer in model.layers if isinstance(layer, keras.layers.Dropout)]
+        assert rates[-2:] == [0.25, 0.25], family  # one after each hidden dense layer
 
 
 def test_lenet5_is_the_classic_architecture():
@@ -44,7 +67,7 @@ def test_lenet5_is_the_classic_architecture():
 
 def test_lenet5_variants_are_params_only():
     params = base_params()
-    cfg = training.model_config(params, "lenet5_wide_dropout_l2_lr")
+    cfg = config.model_config(params, "lenet5_wide_dropout_l2_lr")
     assert cfg["hyper"] == {"filters": [16, 26], "dropout": 0.3, "l2": 0.0001} and cfg["lr"] == 0.0005
     model = REGISTRY["lenet5"].build((28, 28, 1), 10, **cfg["hyper"])
     convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
@@ -59,6 +82,7 @@ def test_cnn_lego_and_flowers_follow_the_spec():
     assert [(c.filters, c.kernel_size, c.padding) for c in convs] == [(16, (4, 4), "same"), (32, (4, 4), "same"),
                                                                       (64, (4, 4), "same")]
     assert [d.units for d in lego.layers if isinstance(d, keras.layers.Dense)] == [2048, 1024, 50]
+    assert sum(isinstance(layer, keras.layers.BatchNormalization) for layer in lego.layers) == 3 + 2
     flowers = REGISTRY["cnn_flowers"].build((81, 81, 3), 5)
     pools = [layer for layer in flowers.layers if isinstance(layer, keras.layers.MaxPooling2D)]
     assert len(pools) == 4 and all(p.pool_size == (3, 3) and p.strides == (3, 3) for p in pools)
@@ -77,13 +101,25 @@ def with_entry(**entry) -> dict:
     ({"family": "lenet5", "lr": -0.1}, r"'train.probe.lr' must be > 0"),
     ({"family": "lenet5", "batch_size": 0}, r"'train.probe.batch_size' must be >= 1, got 0"),
     ({"family": "lenet5", "filtres": [8, 8]}, r"'train.probe.filtres' is neither .* \(did you mean 'filters'\?\)"),
-    ({"family": "lenet5", "filters": "wide"}, r"'train.probe.filters' must be a list of numbers"),
-    ({"family": "lenet5", "dropout": -1}, r"'train.probe.dropout' must be a number >= 0"),
+    ({"family": "lenet5", "filters": "wide"}, r"'train.probe.filters' must be a list, got 'wide'"),
+    ({"family": "lenet5", "filters": [8, -4]}, r"'train.probe.filters' must be a list of at least 1 integers >= 1, "
+                                               r"got \[8, -4\]"),
+    ({"family": "cnn_small", "filters": []}, r"'train.probe.filters' must be a list of at least 1 integers >= 1"),
+    ({"family": "mlp", "dense": 64}, r"'train.probe.dense' must be a list, got 64"),
+    ({"family": "mlp", "dense": [64, 0.5]}, r"'train.probe.dense' must be a list of integers >= 1"),
+    ({"family": "lenet5", "dropout": -1}, r"'train.probe.dropout' must be a rate in \[0, 1\), got -1"),
+    ({"family": "lenet5", "dropout": 1.5}, r"'train.probe.dropout' must be a rate in \[0, 1\), got 1.5"),
+    ({"family": "cnn_flowers", "conv_dropout": 1}, r"'train.probe.conv_dropout' must be a rate in \[0, 1\)"),
+    ({"family": "lenet5", "activation": "relux"}, r"'train.probe.activation' must be one of relu, .*; got 'relux' "
+                                                  r"\(did you mean 'relu'\?\)"),
+    ({"family": "lenet5", "l2": "strong"}, r"'train.probe.l2' must be an integer or a number, got 'strong'"),
+    ({"family": "cnn_lego", "kernel": 0}, r"'train.probe.kernel' must be >= 1, got 0"),
+    ({"family": "mlp", "units": [8]}, r"'train.probe.units' is neither .*; family keys: dense, dropout, l2"),
     ({"lr": 0.1}, r"'train.probe' needs a 'family' key"),
 ])
 def test_bad_model_entries(entry, message):
     with pytest.raises(UserError, match=message) as err:
-        training.model_config(with_entry(**entry), "probe")
+        config.model_config(with_entry(**entry), "probe")
     assert "\n" not in str(err.value)
 
 
@@ -91,15 +127,15 @@ def test_missing_default_and_unknown_entry():
     params = base_params()
     del params["train_defaults"]["patience"]
     with pytest.raises(UserError, match=r"missing key 'train.lenet5.patience'"):
-        training.model_config(params, "lenet5")
+        config.model_config(params, "lenet5")
     with pytest.raises(UserError, match=r"no model entry 'train.nope'; entries: mlp, lenet5"):
-        training.model_config(base_params(), "nope")
+        config.model_config(base_params(), "nope")
 
 
 def test_image_too_small_for_a_family():
     with pytest.raises(UserError, match=r"images of 28x28 px are too small for family 'cnn_flowers' \(needs >= 81"):
-        training.check_input(REGISTRY["cnn_flowers"], (28, 28, 1), "flowers")
-    training.check_input(REGISTRY["lenet5"], (28, 28, 1), "lenet5")
+        config.check_input(REGISTRY["cnn_flowers"], (28, 28, 1), "flowers")
+    config.check_input(REGISTRY["lenet5"], (28, 28, 1), "lenet5")
 
 
 def test_learning_rate_schedules():

@@ -50,10 +50,10 @@ def tiny_params(images: Path) -> dict:
     params["split"]["fractions"] = {"train": 0.5, "val": 0.25, "test": 0.25}
     params["prepare"].update(image_size=12, workers=2)
     params["train_defaults"].update(epochs=2, batch_size=4)
-    params["models"] = ["m1", "m2"]
+    params["models"] = {"scratch": ["m1", "m2"], "transfer": []}
     params["features"] = {}  # the features stage runs and writes an empty set (transfer models: test_transfer.py)
     params["train"] = {"m1": {"family": "lenet5", "filters": [4, 8], "dense": [8], "lr": 0.001},
-                       "m2": {"family": "mlp", "units": [8]}}
+                       "m2": {"family": "mlp", "dense": [8]}}
     return params
 
 
@@ -92,6 +92,24 @@ def test_dvc_repro_runs_every_stage_then_is_a_no_op(baseline):
     assert '"images": 16' in dvc(repo, "metrics", "show", "--json").stdout
     again = dvc(repo, "repro")
     assert stages_run(again.stdout) == [] and "up to date" in again.stdout
+
+
+def test_editing_transfer_code_or_features_reruns_no_from_scratch_model(baseline):
+    repo, _, _ = baseline
+    lite0 = repo / "imageclf/efficientnet_lite.py"
+    original = lite0.read_text()
+    try:
+        lite0.write_text(original + "\n# an edit\n")
+        assert set(json.loads(dvc(repo, "status", "--json").stdout)) == {"features"}
+        lite0.write_text(original)
+        params = yaml.safe_load((repo / "params.yaml").read_text())
+        params["features"] = {"lite0": {"backbone": "efficientnet_lite0", "weights": "imagenet", "input_size": 32,
+                                        "pooling": "avg"}}
+        (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        assert set(json.loads(dvc(repo, "status", "--json").stdout)) == {"features"}
+    finally:
+        git(repo, "checkout", "--", ".")
+    assert json.loads(dvc(repo, "status", "--json").stdout) == {}
 
 
 def test_two_runs_from_scratch_are_identical(baseline, tmp_path):

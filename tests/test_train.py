@@ -130,6 +130,28 @@ def test_class_weight_and_retrain_full(tmp_path, tiny_cache):
     out = run_train(work).output
     m = metrics(work)
     assert m["retrained_on_train_val"] is True and "retrained on train+val for 1 epoch(s)" in out
+    assert json.loads((work / "models/tiny/classes.json").read_text())["trained_on"] == ["train", "val"]
+
+
+def test_the_retrain_on_train_val_keeps_the_entry_settings(tmp_path, tiny_cache, monkeypatch):
+    """class weights and oversampling apply to the retrain on train+val exactly as to the first fit."""
+    from imageclf import config
+
+    work = make_project(tmp_path, tiny_cache, epochs=1, class_weight="balanced", oversample=True,
+                        retrain_full_epochs=1)
+    monkeypatch.chdir(work)
+    cfg = config.model_config(yaml.safe_load((work / "params.yaml").read_text()), "tiny")
+    fits, datasets = [], []
+    real_fit, real_dataset = keras.Model.fit, loader.dataset
+    monkeypatch.setattr(keras.Model, "fit", lambda self, *a, **kw: fits.append(kw) or real_fit(self, *a, **kw))
+    monkeypatch.setattr(loader, "dataset", lambda *a, **kw: datasets.append((a[1], kw)) or real_dataset(*a, **kw))
+    training.train(cfg, work / "data/prepared", work / "models/tiny", work / "reports/train/tiny")
+    labels = {s: load_split(work / "data/prepared", s)[1] for s in ("train", "val")}
+    assert len(fits) == 2 and fits[0]["class_weight"] == training.class_weights(labels["train"], 3)
+    assert fits[1]["class_weight"] == training.class_weights(np.concatenate(list(labels.values())), 3)
+    trained = [(split, kw) for split, kw in datasets if kw.get("epochs")]
+    assert [split for split, _ in trained] == [("train",), ("train", "val")]
+    assert all(kw["oversample"] and kw["shuffle"] for _, kw in trained)
 
 
 def test_multi_worker_config_is_refused_with_a_clear_line(tmp_path, tiny_cache):

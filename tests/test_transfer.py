@@ -18,7 +18,7 @@ from conftest import ROOT, Project, make_folder_tree
 from PIL import Image
 from sklearn.linear_model import LogisticRegression
 
-from imageclf import efficientnet_lite, features, training, transfer
+from imageclf import checkpoints, config, efficientnet_lite, features, transfer
 from imageclf.errors import UserError
 from imageclf.models import REGISTRY
 from imageclf.shards import load_split
@@ -94,17 +94,16 @@ def lite0_project(tmp_path_factory):
     project.params["train_defaults"].update(epochs=3, batch_size=8, patience=3)
     project.params["features"] = {"lite0": {"backbone": "efficientnet_lite0", "weights": "imagenet",
                                             "input_size": 32, "pooling": "avg"}}
-    project.params["train"]["lite0"] = {"family": "transfer", "backbone": "efficientnet_lite0", "input_size": 32,
-                                        "dense": [16]}
+    project.params["train"]["lite0"] = {"family": "transfer", "features": "lite0", "dense": [16]}
     project.run("download", "split", "prepare", "features")
     yield project
     mp.undo()
 
 
 def train(project: Project, name: str) -> dict:
-    cfg = training.model_config(project.params, name)
-    return training.train(cfg, Path("data/prepared"), Path("models") / name, Path("reports/train") / name,
-                          features.ROOT)
+    from stages.train_transfer import train_entry
+
+    return train_entry(project.params, name)
 
 
 def test_features_stage_caches_each_split_and_keeps_an_unchanged_set(lite0_project, capsys):
@@ -141,14 +140,14 @@ def test_an_interrupted_head_run_resumes_to_the_same_model(lite0_project, capsys
     class Killed(Exception):
         pass
 
-    save = training.Checkpoints.on_epoch_end
+    save = checkpoints.Checkpoints.on_epoch_end
 
     def die_after_second_epoch(self, epoch, logs=None):
         save(self, epoch, logs)
         if epoch == 1:
             raise Killed
 
-    monkeypatch.setattr(training.Checkpoints, "on_epoch_end", die_after_second_epoch)
+    monkeypatch.setattr(checkpoints.Checkpoints, "on_epoch_end", die_after_second_epoch)
     with pytest.raises(Killed):
         train(lite0_project, "stopped")
     monkeypatch.undo()
@@ -158,20 +157,42 @@ def test_an_interrupted_head_run_resumes_to_the_same_model(lite0_project, capsys
     assert all(np.array_equal(a, b) for a, b in zip(straight.get_weights(), resumed.get_weights(), strict=True))
 
 
-def test_augmentation_or_another_key_trains_through_the_backbone(lite0_project, capsys):
+def test_augmentation_or_no_feature_set_trains_through_the_backbone(lite0_project, capsys):
     lite0_project.params["train"]["lite0_aug"] = {**lite0_project.params["train"]["lite0"], "augment": 1,
                                                   "epochs": 1}
-    train(lite0_project, "lite0_aug")
+    summary = train(lite0_project, "lite0_aug")
     assert "augment 1 changes every image each epoch, so cached features are not used" in capsys.readouterr().out
-    lite0_project.params["train"]["lite0_64"] = {**lite0_project.params["train"]["lite0"], "input_size": 64,
-                                                 "epochs": 1}
+    assert summary["params_trainable"] < summary["params_non_trainable"]  # the features set's frozen backbone
+    lite0_project.params["train"]["lite0_64"] = {"family": "transfer", "input_size": 64, "dense": [16], "epochs": 1}
     train(lite0_project, "lite0_64")
-    assert "no cached features for" in capsys.readouterr().out
+    assert "training through the frozen backbone (slower); name a params.yaml 'features:' set" in \
+        capsys.readouterr().out
+
+
+def test_a_frozen_entry_takes_its_backbone_keys_from_the_feature_set_it_names(lite0_project, tmp_path):
+    params = lite0_project.params
+    cfg = config.model_config(params, "lite0")
+    assert {k: cfg["hyper"][k] for k in features.FEATURE_KEYS} == params["features"]["lite0"]
+    for entry, message in (({"input_size": 64}, r"'train.x' sets input_size and names features set 'lite0', which "
+                                                r"fixes them"),
+                           ({"features": "lite1"}, r"'train.x.features' is 'lite1', not a set under 'features:' "
+                                                   r"\(did you mean 'lite0'\?\)"),
+                           ({"mode": "finetune"}, r"'train.x.features' needs mode frozen")):
+        params["train"]["x"] = {**params["train"]["lite0"], **entry}
+        with pytest.raises(UserError, match=message):
+            config.model_config(params, "x")
+    stale = tmp_path / "features"  # a set computed from other data is never read: one line, not the slow path
+    shutil.copytree("data/features/lite0", stale / "lite0")
+    meta = json.loads((stale / "lite0/meta.json").read_text())
+    (stale / "lite0/meta.json").write_text(json.dumps({**meta, "prepared": "other"}))
+    with pytest.raises(UserError, match=r"does not hold features.lite0 of the current prepared data"):
+        features.inputs(cfg, config.hyperparameters(cfg), Path("data/prepared"), stale)
 
 
 def test_finetune_trains_the_head_first_then_the_top_layers(lite0_project, capsys):
-    lite0_project.params["train"]["lite0_ft"] = {**lite0_project.params["train"]["lite0"], "mode": "finetune",
-                                                 "finetune_top_n": 10, "head_epochs": 1, "epochs": 2}
+    lite0_project.params["train"]["lite0_ft"] = {"family": "transfer", "input_size": 32, "dense": [16],
+                                                 "mode": "finetune", "finetune_top_n": 10, "head_epochs": 1,
+                                                 "epochs": 2}
     summary = train(lite0_project, "lite0_ft")
     out = capsys.readouterr().out
     assert "fine-tuning the top 10 backbone layers from epoch 2" in out
@@ -182,6 +203,12 @@ def test_finetune_trains_the_head_first_then_the_top_layers(lite0_project, capsy
     assert all(layer.trainable for layer in base.layers[-10:])
     assert not any(layer.trainable for layer in base.layers[:-10] if layer.weights)
     assert summary["epochs_run"] == 2
+    lite0_project.params["train"]["lite0_ft_full"] = {**lite0_project.params["train"]["lite0_ft"],
+                                                      "retrain_full_epochs": 2}
+    train(lite0_project, "lite0_ft_full")  # the retrain on train+val fine-tunes in the same two phases
+    assert capsys.readouterr().out.count("fine-tuning the top 10 backbone layers from epoch 2") == 2
+    base = transfer.base_of(keras.models.load_model("models/lite0_ft_full/model.keras"))
+    assert all(layer.trainable for layer in base.layers[-10:])
 
 
 def test_feature_batches_are_keyed_on_the_epoch_and_can_oversample(tmp_path):
@@ -222,8 +249,9 @@ def test_a_legacy_h5_weight_file_loads_and_one_of_another_architecture_is_named(
     path = save_legacy_h5(source, tmp_path / "mobilenet_v2_notop.h5")
     loaded = transfer.load_backbone("mobilenet_v2", (32, 32, 3), str(path))
     assert all(np.array_equal(a, b) for a, b in zip(source.get_weights(), loaded.get_weights(), strict=True))
-    with pytest.raises(UserError, match=r"another architecture: first difference at layer 'conv1_conv' of resnet50"):
+    with pytest.raises(UserError, match=r"mobilenet_v2_notop.h5 does not fit resnet50: Layer count mismatch") as err:
         transfer.load_backbone("resnet50", (32, 32, 3), str(path))
+    assert "\n" not in str(err.value)
 
 
 def test_a_keras3_weights_file_loads_and_one_of_another_architecture_is_one_line(tmp_path):
@@ -252,10 +280,10 @@ def test_imagenet_offline_names_the_file_and_the_keras_cache(monkeypatch, tmp_pa
     assert "\n" not in message
 
 
-def config(**entry) -> None:
+def check_entry(**entry) -> None:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["train"]["t"] = {"family": "transfer", **entry}
-    training.model_config(params, "t")
+    config.model_config(params, "t")
 
 
 @pytest.mark.parametrize(("entry", "message"), [
@@ -267,22 +295,25 @@ def config(**entry) -> None:
     ({"backbone": "xception", "input_size": 32}, r"'train.t.input_size' must be null .* integer >= 71 for xception"),
     ({"pooling": "max"}, r"'train.t.pooling' must be one of avg, avgpool4"),
     ({"mode": "finetune", "head_epochs": 15}, r"'train.t.head_epochs' \(15\) must be less than epochs \(15\)"),
-    ({"head_epochs": -1}, r"'train.t.head_epochs' must be an integer >= 0"),
+    ({"mode": "finetune", "head_epochs": 3, "retrain_full_epochs": 2},
+     r"'train.t.head_epochs' \(3\) must be less than retrain_full_epochs \(2\)"),
+    ({"dense": [], "dropout": 2}, r"'train.t.dropout' must be a rate in \[0, 1\)"),
+    ({"head_epochs": -1}, r"'train.t.head_epochs' must be >= 0, got -1"),
 ])
 def test_bad_transfer_entries_are_one_clear_line(entry, message):
     with pytest.raises(UserError, match=message):
-        config(**entry)
+        check_entry(**entry)
 
 
 def test_a_file_that_is_not_weights_is_refused_before_training(tmp_path):
     text = tmp_path / "notes.h5"
     text.write_text("not hdf5")
     with pytest.raises(UserError, match=r"notes.h5 is not a weight file for resnet50 \(expected .h5 or .weights.h5\)"):
-        config(backbone="resnet50", weights=str(text))
+        check_entry(backbone="resnet50", weights=str(text))
     pth = tmp_path / "model.pth"
     shutil.copy(efficientnet_lite.packaged_weights(), pth)
     with pytest.raises(UserError, match=r"model.pth is not a weight file for vgg16"):
-        config(backbone="vgg16", weights=str(pth))
+        check_entry(backbone="vgg16", weights=str(pth))
 
 
 def test_lite0_weights_from_a_path_and_avgpool4_needs_a_large_map(tmp_path):
