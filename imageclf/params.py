@@ -88,6 +88,20 @@ def _rate(value: float) -> str | None:
     return None if 0 <= value < 1 else f"must be a rate in [0, 1), got {value!r}"
 
 
+def _domain_shift(value: dict) -> str | None:
+    keys = {"data", "class_map", "max_per_class"}
+    if set(value) != keys:
+        return f"must be null or have exactly the keys {', '.join(sorted(keys))}; got {sorted(value)}"
+    if not isinstance(value["class_map"], dict) or not value["class_map"]:
+        return "needs class_map: a mapping of the other dataset's class names to the model's class names"
+    if not isinstance(value["data"], dict):
+        return f"needs data: a mapping of the data keys to change, got {value['data']!r}"
+    limit = value["max_per_class"]
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        return f"needs max_per_class: null or an integer >= 1, got {limit!r}"
+    return None
+
+
 NUMBER = (int, float)
 FEATURE_KEYS = ("backbone", "weights", "input_size", "pooling")  # what a features: set fixes for its entries
 ACTIVATIONS = ("relu", "relu6", "elu", "selu", "gelu", "silu", "swish", "leaky_relu", "mish", "tanh", "sigmoid")
@@ -158,7 +172,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "min_errors": Field((int,), minimum=0),
         "gallery_pairs": Field((int,), minimum=1),
         "gallery_per_pair": Field((int,), minimum=1),
-        "domain_shift": Field((dict,), nullable=True),
+        "domain_shift": Field((dict,), nullable=True, check=_domain_shift),
     },
     # shared defaults of every model entry under `train:`; an entry overrides any of them
     "train_defaults": {
@@ -198,6 +212,22 @@ def validate_section(name: str, section: Any, schema: Mapping[str, Field], where
         if problem:
             raise UserError(f"{where}: '{name}.{key}' {problem}")
     return section
+
+
+# python -m stages.check: gated rules and reported (never gated) metrics
+CHECK_RULE = {
+    "files": Field((str,)),  # glob of metric files, e.g. reports/eval/*/metrics.json
+    "metric": Field((str,)),  # dotted key inside each file, e.g. test.accuracy
+    "direction": Field((str,), choices=("higher", "lower")),  # which way is better
+    "tolerance": Field(NUMBER, minimum=0),  # allowed change in the bad direction
+    "relative": Field((bool,)),  # tolerance in % of the baseline value instead of absolute
+}
+CHECK_REPORT = {k: CHECK_RULE[k] for k in ("files", "metric")}
+SCHEMA["check"] = {
+    "baseline": Field((str,), check=lambda v: None if v else "must name a git ref or a baseline JSON file"),
+    "rules": Field((list,), check=lambda v: None if v else "must list at least one rule"),
+    "report": Field((list,)),
+}
 
 
 def _names(value: Any) -> str | None:

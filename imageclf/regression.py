@@ -11,16 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from imageclf.errors import UserError
-from imageclf.params import Field, validate_section
+from imageclf.params import CHECK_REPORT, CHECK_RULE, validate_section
 
-RULE_SCHEMA = {
-    "files": Field((str,)),  # glob of metric files, e.g. reports/eval/*/metrics.json
-    "metric": Field((str,)),  # dotted key inside each file, e.g. test.accuracy
-    "direction": Field((str,), choices=("higher", "lower")),  # which way is better
-    "tolerance": Field((int, float), minimum=0),  # allowed change in the bad direction
-    "relative": Field((bool,)),  # tolerance in % of the baseline value instead of absolute
-}
-REPORT_SCHEMA = {k: RULE_SCHEMA[k] for k in ("files", "metric")}  # shown in the table, never gated
 NOT_GATED = "reported, not gated"
 
 
@@ -74,12 +66,12 @@ def compare(rules: list[dict], baseline: dict, current: dict, report: list[dict]
     `report` (timings) get rows too, with the verdict NOT_GATED."""
     rows = []
     for i, item in enumerate(report):
-        validate_section(f"check.report[{i}]", item, REPORT_SCHEMA)
+        validate_section(f"check.report[{i}]", item, CHECK_REPORT)
         for path in sorted({p for p in [*baseline, *current] if fnmatch.fnmatch(p, item["files"])}):
             rows.append(Row(path, item["metric"], baseline.get(path, {}).get(item["metric"]),
                             current.get(path, {}).get(item["metric"]), "-", NOT_GATED))
     for i, rule in enumerate(rules):
-        validate_section(f"check.rules[{i}]", rule, RULE_SCHEMA)
+        validate_section(f"check.rules[{i}]", rule, CHECK_RULE)
         files = sorted({p for p in [*baseline, *current] if fnmatch.fnmatch(p, rule["files"])})
         if not files:
             rows.append(Row(rule["files"], rule["metric"], None, None, "-", "FAIL: no metric file"))

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from imageclf import params, regression
-from imageclf.errors import UserError, cli
+from imageclf.errors import cli
 
 REPORT = Path("reports/check.md")
 
@@ -23,18 +23,14 @@ def main() -> None:
     parser.add_argument("--save", type=Path, help="write the current metrics to this baseline file and stop")
     args = parser.parse_args()
     cfg = params.load(("check",))["check"]
-    if not isinstance(cfg, dict) or not isinstance(cfg.get("rules"), list) or not cfg["rules"]:
-        raise UserError("params.yaml: 'check' needs 'baseline' and a non-empty list 'rules'")
-    report = cfg.get("report") or []
+    report = cfg["report"]
     patterns = sorted({str(item.get("files")) for item in [*cfg["rules"], *report]})
     current = regression.current_metrics(patterns)
     if args.save:
         args.save.write_text(json.dumps(current, indent=1, sort_keys=True) + "\n")
         print(f"check: saved {sum(map(len, current.values()))} metrics of {len(current)} files to {args.save}")
         return
-    baseline = args.baseline or cfg.get("baseline")
-    if not isinstance(baseline, str) or not baseline:
-        raise UserError("params.yaml: 'check.baseline' must be a git ref or a baseline JSON file")
+    baseline = args.baseline or cfg["baseline"]
     rows = regression.compare(cfg["rules"], regression.baseline_metrics(baseline, patterns), current, report)
     table = regression.markdown(rows)
     REPORT.parent.mkdir(parents=True, exist_ok=True)
