@@ -3,4 +3,4 @@
 # unchanged commit gives the same metrics every time.
 set -euo pipefail
 export PATH="$PWD/.venv/bin:$PATH"  # the stages' `python` is the project's venv
-dvc exp run -S data.max_per_class=300 -S train_defaults.epochs=3 -S 'models=[lenet5,mlp]'
+dvc exp run -S data.max_per_class=300 -S train_defaults.epochs=3 -S 'models.scratch=[lenet5,mlp]' -S 'models.transfer=[]'

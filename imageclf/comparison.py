@@ -56,7 +56,9 @@ def markdown_table(frame: pd.DataFrame) -> str:
     def cell(value) -> str:
         if value is None or (isinstance(value, float) and pd.isna(value)):
             return "-"
-        return f"{value:.4f}" if isinstance(value, float) else str(value)
+        if isinstance(value, float):  # rates and losses to 4 decimals; seconds and speeds to 1
+            return f"{value:.4f}" if abs(value) < 10 else f"{value:.1f}"
+        return str(value)
 
     lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -42,11 +41,6 @@ def test_registry_lists_the_families_and_every_hyperparameter_has_one_meaning():
     assert "| `dense` | units of each hidden dense layer before the classifier |" in listing
     with pytest.raises(TypeError, match=r"hyperparameters \['width'\] have no entry in params.HYPERPARAMETERS"):
         models.register("odd")(lambda shape, n, *, width=3: None)
-
-
-def test_readme_family_table_is_the_registry_listing():
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    assert models.listing() in readme, "README family table is stale: paste `python -m imageclf.models` output"
 
 
 def test_dense_and_dropout_mean_the_same_in_every_family():

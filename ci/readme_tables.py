@@ -1,0 +1,37 @@
+"""Refresh the README's generated blocks from the files they come from (a test fails when they are stale):
+
+    .venv/bin/python ci/readme_tables.py
+
+families: `python -m imageclf.models` (the model registry); results: reports/compare/comparison.md (the pipeline).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def blocks() -> dict[str, str]:
+    sys.path.insert(0, str(ROOT))
+    from imageclf.models import listing
+
+    return {"families": listing(), "results": (ROOT / "reports/compare/comparison.md").read_text().strip()}
+
+
+def render(text: str) -> str:
+    """The README text with every <!-- NAME:begin --> ... <!-- NAME:end --> block replaced by its source."""
+    for name, body in blocks().items():
+        pattern = re.compile(rf"(<!-- {name}:begin[^>]*-->\n).*?(<!-- {name}:end -->)", re.S)
+        if not pattern.search(text):
+            raise SystemExit(f"README.md has no <!-- {name}:begin --> ... <!-- {name}:end --> block")
+        text = pattern.sub(lambda m, body=body: m.group(1) + body + "\n" + m.group(2), text)
+    return text
+
+
+if __name__ == "__main__":
+    readme = ROOT / "README.md"
+    readme.write_text(render(readme.read_text()))
+    print(f"refreshed {', '.join(blocks())} in {readme}")
