@@ -100,7 +100,8 @@ def drop_logged_steps(live_dir: Path, first: int) -> None:
 
 
 class Timer(keras.callbacks.Callback):
-    """Accumulates training wall time across resumes (kept in the checkpoint state)."""
+    """Accumulates training wall time across resumes (kept in the checkpoint state) and puts the seconds so far in
+    the epoch's logs, which dvclive (a later callback) writes as train/time_s."""
 
     def __init__(self, ckpt: Checkpoints):
         super().__init__()
@@ -111,3 +112,5 @@ class Timer(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.ckpt.extra["train_time_s"] += time.perf_counter() - self.start
+        if logs is not None:
+            logs["time_s"] = round(self.ckpt.extra["train_time_s"], 2)

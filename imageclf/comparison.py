@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from imageclf import plots
+from imageclf import plots, stats
 from imageclf.errors import UserError
 
 
@@ -19,7 +19,13 @@ def _read(path: Path, stage: str) -> dict:
     return json.loads(path.read_text())
 
 
-def table(models: list[str], train_dir: Path, eval_dir: Path, detail_split: str) -> pd.DataFrame:
+def _interval(scores: dict, metric: str) -> str | None:
+    low, high = scores.get(f"{metric}_ci95_low"), scores.get(f"{metric}_ci95_high")
+    return None if low is None else f"[{low:.4f}, {high:.4f}]"
+
+
+def table(models: list[str], train_dir: Path, eval_dir: Path, detail_split: str,
+          target: float | None = None) -> pd.DataFrame:
     """One row per model; split metrics come from evaluate (the final model), training facts from train.
 
     A split the final model was trained on (val, after retrain_full_epochs) is no evaluation: its cells stay empty
@@ -34,21 +40,69 @@ def table(models: list[str], train_dir: Path, eval_dir: Path, detail_split: str)
         for split in ("train", "val", "test"):
             row[f"{split}_loss"] = scored.get(split, {}).get("loss")
             row[f"{split}_accuracy"] = scored.get(split, {}).get("accuracy")
-        row[f"{detail_split}_macro_f1"] = scored[detail_split]["macro_f1"]
+        detail = scored[detail_split]
+        row[f"{detail_split}_accuracy_ci95"] = _interval(detail, "accuracy")
+        row[f"{detail_split}_macro_f1"] = detail["macro_f1"]
+        row[f"{detail_split}_macro_f1_ci95"] = _interval(detail, "macro_f1")
         row.update({k: trained.get(k) for k in ("best_epoch", "epochs_run", "train_time_s")})
+        if target is not None:
+            row[f"seconds_to_val_{target:g}"] = seconds_to(curves([name], train_dir)[name], target)
         row["images_per_s"] = scored["inference"]["images_per_s"]
         rows.append(row)
     return pd.DataFrame(rows)
 
 
 def curves(models: list[str], train_dir: Path) -> dict[str, dict[str, pd.DataFrame]]:
-    """Per model, the per-epoch validation accuracy and loss that dvclive logged."""
+    """Per model, what dvclive logged per epoch: validation accuracy and loss, training seconds so far."""
     out = {}
     for name in models:
-        folder = train_dir / name / "plots" / "metrics" / "eval"
-        out[name] = {m: pd.read_csv(folder / f"{m}.tsv", sep="\t") for m in ("accuracy", "loss")
-                     if (folder / f"{m}.tsv").exists()}
+        folder = train_dir / name / "plots" / "metrics"
+        files = {"accuracy": folder / "eval/accuracy.tsv", "loss": folder / "eval/loss.tsv",
+                 "time_s": folder / "train/time_s.tsv"}
+        out[name] = {m: pd.read_csv(f, sep="\t") for m, f in files.items() if f.exists()}
     return out
+
+
+def seconds_to(series: dict[str, pd.DataFrame], target: float) -> float | None:
+    """Training seconds until the validation accuracy first reached target (None: never, or no timing logged)."""
+    if "accuracy" not in series or "time_s" not in series:
+        return None
+    both = series["accuracy"].merge(series["time_s"], on="step")
+    reached = both[both["accuracy"] >= target]
+    return None if reached.empty else float(reached["time_s"].iloc[0])
+
+
+def pairwise(models: list[str], eval_dir: Path, split: str, alpha: float) -> pd.DataFrame:
+    """McNemar's exact test for every pair of models on the same images of evaluate.split (predictions.csv),
+    Holm-adjusted over all pairs; `verdict` says it in words."""
+    correct, rows = {}, []
+    for name in models:
+        frame = pd.read_csv(eval_dir / name / "predictions.csv", usecols=["path", "true", "predicted"],
+                            dtype=str, keep_default_na=False)
+        correct[name] = (frame["path"].tolist(), (frame["true"] == frame["predicted"]).to_numpy())
+    for i, a in enumerate(models):
+        for b in models[i + 1:]:
+            if correct[a][0] != correct[b][0]:
+                raise UserError(f"compare: {a} and {b} were evaluated on different {split} images; re-run both "
+                                "evaluate stages (dvc repro)")
+            test = stats.mcnemar(correct[a][1], correct[b][1])
+            rows.append({"model_a": a, "model_b": b, f"{split}_accuracy_a": correct[a][1].mean(),
+                         f"{split}_accuracy_b": correct[b][1].mean(), **test})
+    frame = pd.DataFrame(rows, columns=["model_a", "model_b", f"{split}_accuracy_a", f"{split}_accuracy_b",
+                                        "a_only_right", "b_only_right", "p_value"])
+    frame["p_holm"] = stats.holm(frame["p_value"].tolist()) if len(frame) else []
+    frame["verdict"] = [_verdict(r, alpha) for r in frame.to_dict("records")]
+    return frame
+
+
+def _verdict(row: dict, alpha: float) -> str:
+    p = row["p_holm"]
+    said = "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+    if p >= alpha:
+        return f"{row['model_a']} vs {row['model_b']}: no significant difference ({said})"
+    better, worse = ((row["model_a"], row["model_b"]) if row["a_only_right"] > row["b_only_right"]
+                     else (row["model_b"], row["model_a"]))
+    return f"{better} is better than {worse}: {said}"
 
 
 def markdown_table(frame: pd.DataFrame) -> str:
@@ -65,32 +119,45 @@ def markdown_table(frame: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def write(models: list[str], root: Path, detail_split: str) -> pd.DataFrame:
+def write(models: list[str], root: Path, detail_split: str, alpha: float = 0.05,
+          target: float | None = None) -> pd.DataFrame:
     """Write reports/compare/* and reports/report.{md,html}; return the comparison table."""
     train_dir, eval_dir, out = root / "train", root / "eval", root / "compare"
     out.mkdir(parents=True, exist_ok=True)
-    frame = table(models, train_dir, eval_dir, detail_split)
+    frame = table(models, train_dir, eval_dir, detail_split, target)
+    pairs = pairwise(models, eval_dir, detail_split, alpha)
+    pairs.to_csv(out / "significance.csv", index=False)
+    (out / "significance.md").write_text(markdown_table(pairs) + "\n")
     frame.to_csv(out / "comparison.csv", index=False)
     (out / "comparison.md").write_text(markdown_table(frame) + "\n")
     metric = {row.pop("model"): {k: v for k, v in row.items() if pd.notna(v)} for row in frame.to_dict("records")}
     (out / "comparison.json").write_text(json.dumps(metric, indent=1) + "\n")
     plots.training_curves(curves(models, train_dir), out / "curves.png")
+    plots.time_to_accuracy(curves(models, train_dir), out / "time_to_accuracy.png")
     plots.score_bars(frame, f"{detail_split}_accuracy", f"{detail_split}_macro_f1", out / "scores.png")
-    sections = _report_sections(models, frame, root, detail_split)
+    sections = _report_sections(models, frame, pairs, root, detail_split, alpha)
     (root / "report.md").write_text(_markdown(sections, root))
     (root / "report.html").write_text(_html(sections))
     return frame
 
 
-def _report_sections(models: list[str], frame: pd.DataFrame, root: Path, split: str) -> list[tuple]:
+def _report_sections(models: list[str], frame: pd.DataFrame, pairs: pd.DataFrame, root: Path, split: str,
+                     alpha: float) -> list[tuple]:
     """(kind, payload) blocks shared by the Markdown and the HTML report."""
     f1 = f"{split}_macro_f1"
     best = frame.sort_values(f1, ascending=False).iloc[0]
     blocks: list[tuple] = [
         ("h1", "Model comparison"),
         ("p", f"{len(models)} models; best macro F1 on {split}: {best['model']} ({best[f1]:.4f})."),
-        ("table", frame), ("img", root / "compare" / "curves.png"), ("img", root / "compare" / "scores.png"),
+        ("table", frame), ("img", root / "compare" / "curves.png"), ("img", root / "compare" / "time_to_accuracy.png"),
+        ("img", root / "compare" / "scores.png"),
+        ("h2", "Are the differences real?"),
+        ("p", f"McNemar's exact test on the {split} images each pair of models got right or wrong differently, "
+              f"p-values Holm-adjusted over the {len(pairs)} pairs, significance level {alpha}. The intervals in the "
+              "table above are 95% bootstrap intervals of one trained model; a retrained model varies by its seed "
+              "too."),
     ]
+    blocks += [("p", verdict) for verdict in pairs["verdict"]] or [("p", "One model: nothing to compare.")]
     retrained = frame.loc[frame["trained_on"] != "train", "model"].tolist()
     if retrained:
         blocks.append(("p", f"Retrained on train+val (retrain_full_epochs): {', '.join(retrained)}. Their final "

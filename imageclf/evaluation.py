@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import pandas as pd
 
-from imageclf import domain_shift, loader, metrics, plots
+from imageclf import domain_shift, loader, metrics, plots, stats
 from imageclf.errors import UserError
 from imageclf.shards import load_split, read_meta
 from imageclf.splitting import SPLITS
@@ -66,6 +66,9 @@ def evaluate(name: str, model_dir: Path, prepared: Path, out: Path, params: dict
         y, probs, speed = predict(model, prepared, split, cfg["batch_size"])
         results[split] = metrics.split_metrics(y, probs, cfg["top_k"], cfg["ece_bins"])
         if split == detail:
+            if cfg["bootstrap_resamples"]:
+                results[split].update(stats.bootstrap(y, probs.argmax(axis=1), len(classes),
+                                                      cfg["bootstrap_resamples"], cfg["seed"]))
             results["inference"] = {"images_per_s": round(speed, 1), "batch_size": cfg["batch_size"]}
             _details(y, probs, classes, prepared, split, out, cfg)
     if cfg["domain_shift"] is not None:

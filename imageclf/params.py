@@ -173,6 +173,12 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "gallery_pairs": Field((int,), minimum=1),
         "gallery_per_pair": Field((int,), minimum=1),
         "domain_shift": Field((dict,), nullable=True, check=_domain_shift),
+        "bootstrap_resamples": Field((int,), minimum=0),  # 95% intervals of accuracy and macro F1; 0: none
+        "seed": Field((int,)),  # of the bootstrap resampling
+    },
+    "compare": {
+        "alpha": Field(NUMBER, check=lambda v: None if 0 < v < 1 else f"must be in (0, 1), got {v!r}"),
+        "target_val_accuracy": Field(NUMBER, minimum=0, maximum=1),  # "seconds to reach" this val accuracy
     },
     # shared defaults of every model entry under `train:`; an entry overrides any of them
     "train_defaults": {

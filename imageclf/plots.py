@@ -115,6 +115,22 @@ def training_curves(curves: dict[str, dict], out: Path) -> None:
     plt.close(fig)
 
 
+def time_to_accuracy(curves: dict[str, dict], out: Path) -> None:
+    """Validation accuracy against training seconds of every model on one chart: what each family costs."""
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for name, series in curves.items():
+        if "accuracy" in series and "time_s" in series:
+            both = series["accuracy"].merge(series["time_s"], on="step")
+            ax.plot(both["time_s"], both["accuracy"], marker=".", label=name)
+    ax.set_xlabel("training seconds")
+    ax.set_ylabel("validation accuracy")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+
+
 def score_bars(frame, accuracy: str, f1: str, out: Path) -> None:
     """Grouped bars of accuracy and macro F1 per model."""
     x = np.arange(len(frame))

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import fnmatch
 import glob
+import io
 import json
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
+
+from imageclf import stats
 from imageclf.errors import UserError
 from imageclf.params import CHECK_REPORT, CHECK_RULE, validate_section
 
@@ -101,4 +105,68 @@ def markdown(rows: list[Row]) -> str:
     lines = ["| file | metric | baseline | current | change | allowed | verdict |", "|---|---|---|---|---|---|---|"]
     lines += [f"| {r.file} | {r.metric} | {num(r.baseline)} | {num(r.current)} | {num(r.change)} | {r.allowed} | "
               f"{r.verdict} |" for r in rows]
+    return "\n".join(lines)
+
+
+PREDICTIONS = "reports/eval/*/predictions.csv"
+
+
+def _correct(text: str) -> pd.Series:
+    frame = pd.read_csv(io.StringIO(text), usecols=["path", "true", "predicted"], dtype=str, keep_default_na=False)
+    return pd.Series((frame["true"] == frame["predicted"]).to_numpy(), index=frame["path"])
+
+
+def _baseline_text(baseline: str, path: str) -> str | None:
+    """A file of the baseline: under a directory (a checkout of the baseline run) or at a git ref (read by DVC)."""
+    if Path(baseline).is_dir():
+        found = Path(baseline) / path
+        return found.read_text() if found.is_file() else None
+    import dvc.api
+    from dvc.exceptions import DvcException
+
+    try:
+        return dvc.api.read(path, rev=baseline)
+    except (DvcException, FileNotFoundError):
+        return None
+
+
+def paired(baseline: str, alpha: float, pattern: str = PREDICTIONS) -> list[dict]:
+    """Per model: McNemar's exact test of the current predictions against the baseline's on the same images,
+    Holm-adjusted over the models; a model regresses only when it is significantly worse."""
+    rows = []
+    for path in sorted(glob.glob(pattern)):
+        old_text = _baseline_text(baseline, path)
+        row = {"file": path, "baseline": None, "current": None, "baseline_only_right": None,
+               "current_only_right": None, "p_value": 1.0}
+        current = _correct(Path(path).read_text())
+        row["current"] = float(current.mean())
+        if old_text is None:
+            rows.append({**row, "verdict": "FAIL: missing in baseline"})
+            continue
+        old = _correct(old_text)
+        if sorted(old.index) != sorted(current.index):
+            rows.append({**row, "verdict": "FAIL: other images than the baseline's"})
+            continue
+        old = old.loc[current.index]
+        test = stats.mcnemar(old.to_numpy(), current.to_numpy())
+        rows.append({**row, "baseline": float(old.mean()), "baseline_only_right": test["a_only_right"],
+                     "current_only_right": test["b_only_right"], "p_value": test["p_value"], "verdict": ""})
+    if not rows:
+        raise UserError(f"check --paired: no {pattern} in the workspace; run dvc repro first")
+    tested = [r for r in rows if not r["verdict"]]
+    for row, p in zip(tested, stats.holm([r["p_value"] for r in tested]), strict=True):
+        worse = row["baseline_only_right"] > row["current_only_right"]
+        row["p_holm"] = p
+        row["verdict"] = "REGRESSION: significantly worse" if worse and p < alpha else "ok"
+    return rows
+
+
+def paired_markdown(rows: list[dict]) -> str:
+    def num(v) -> str:
+        return "-" if v is None else f"{v:.4g}"
+
+    lines = ["| file | baseline accuracy | current accuracy | only baseline right | only current right | p (Holm) "
+             "| verdict |", "|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['file']} | {num(r['baseline'])} | {num(r['current'])} | {num(r['baseline_only_right'])} | "
+              f"{num(r['current_only_right'])} | {num(r.get('p_holm'))} | {r['verdict']} |" for r in rows]
     return "\n".join(lines)

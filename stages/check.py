@@ -3,6 +3,8 @@
     python -m stages.check                    # baseline from params (a git ref such as main, or a JSON file)
     python -m stages.check --baseline HEAD~1  # any git ref or baseline file
     python -m stages.check --save FILE        # write the current metrics as a baseline file to commit
+    python -m stages.check --paired [--baseline REF_OR_DIR]  # fail only when a model's predictions are
+                                              # significantly worse than the baseline's (McNemar, compare.alpha)
 """
 
 import argparse
@@ -21,8 +23,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m stages.check")
     parser.add_argument("--baseline", help="git ref or baseline JSON (default: params.yaml check.baseline)")
     parser.add_argument("--save", type=Path, help="write the current metrics to this baseline file and stop")
+    parser.add_argument("--paired", action="store_true",
+                        help="test each model's predictions against the baseline's on the same images instead of "
+                             "the tolerance rules (baseline: a git ref, or a directory holding a baseline run)")
     args = parser.parse_args()
-    cfg = params.load(("check",))["check"]
+    loaded = params.load(("check", "compare"))
+    cfg = loaded["check"]
+    if args.paired:
+        paired(args.baseline or cfg["baseline"], loaded["compare"]["alpha"])
+        return
     report = cfg["report"]
     patterns = sorted({str(item.get("files")) for item in [*cfg["rules"], *report]})
     current = regression.current_metrics(patterns)
@@ -40,6 +49,18 @@ def main() -> None:
     gated = [r for r in rows if r.verdict != regression.NOT_GATED]
     print(f"check: {len(gated) - len(failed)} ok, {len(failed)} failed (baseline {baseline}); "
           f"{len(rows) - len(gated)} timings reported, not gated")
+    if failed:
+        sys.exit(1)
+
+
+def paired(baseline: str, alpha: float) -> None:
+    rows = regression.paired(baseline, alpha)
+    table = regression.paired_markdown(rows)
+    REPORT.parent.mkdir(parents=True, exist_ok=True)
+    REPORT.write_text(f"Paired check against `{baseline}` (McNemar, Holm-adjusted, alpha {alpha})\n\n{table}\n")
+    print(table)
+    failed = [r for r in rows if r["verdict"] != "ok"]
+    print(f"check --paired: {len(rows) - len(failed)} ok, {len(failed)} failed (baseline {baseline})")
     if failed:
         sys.exit(1)
 

@@ -10,11 +10,12 @@ REPORTS = Path("reports")
 
 @cli
 def main() -> None:
-    p = params.load(("models", "evaluate"))
+    p = params.load(("models", "evaluate", "compare"))
     models = params.model_names(p["models"])
     if not models:
         raise UserError("params.yaml: 'models' lists no model (models.scratch and models.transfer are both empty)")
-    frame = comparison.write(models, REPORTS, p["evaluate"]["split"])
+    frame = comparison.write(models, REPORTS, p["evaluate"]["split"], p["compare"]["alpha"],
+                             p["compare"]["target_val_accuracy"])
     print(comparison.markdown_table(frame))
     print(f"compare: wrote {REPORTS / 'report.html'} and {REPORTS / 'report.md'}")
 

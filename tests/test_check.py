@@ -64,7 +64,8 @@ def repo(tmp_path: Path) -> Path:
     repo = tmp_path / "repo"
     repo.mkdir()
     (repo / "params.yaml").write_text(yaml.safe_dump({"check": {"baseline": "main", "rules": [ACC],
-                                                                "report": [REPORTED]}}))
+                                                                "report": [REPORTED]},
+                                                      "compare": {"alpha": 0.05, "target_val_accuracy": 0.9}}))
     (repo / "dvc.yaml").write_text(yaml.safe_dump({"metrics": ["reports/eval/m1/metrics.json",
                                                                "reports/train/m1/metrics.json"]}))
     write_metrics(repo, 0.90, 100)
@@ -107,3 +108,48 @@ def test_unknown_baseline_is_one_line(repo):
     result = run(repo, "--baseline", "no-such-branch")
     assert result.returncode == 2
     assert result.stderr.strip().startswith("error: check.baseline: 'no-such-branch' is neither a baseline JSON")
+
+
+def write_predictions(repo: Path, right: int, total: int = 300, first_wrong: int = 0) -> None:
+    """predictions.csv of model m1: `right` correct answers, the wrong ones starting at image first_wrong."""
+    wrong = set(range(first_wrong, first_wrong + total - right))
+    rows = ["path,true,predicted,confidence"] + [f"img{i}.png,a,{'b' if i in wrong else 'a'},0.9"
+                                                 for i in range(total)]
+    path = repo / "reports/eval/m1/predictions.csv"
+    path.write_text("\n".join(rows) + "\n")
+
+
+@pytest.fixture
+def predictions_repo(repo: Path) -> Path:
+    write_predictions(repo, right=270)
+    for cmd in (["add", "-A"], ["-c", "user.email=t@e", "-c", "user.name=t", "commit", "-qm", "predictions"]):
+        subprocess.run(["git", *cmd], cwd=repo, check=True)
+    return repo
+
+
+def test_paired_check_fails_only_on_a_significantly_worse_model(predictions_repo):
+    repo = predictions_repo
+    same = run(repo, "--paired")
+    assert same.returncode == 0 and "check --paired: 1 ok, 0 failed (baseline main)" in same.stdout, same.stderr
+    write_predictions(repo, right=266, first_wrong=10)  # 4 fewer right, 20 images changed sides: noise
+    noise = run(repo, "--paired")
+    assert noise.returncode == 0, noise.stdout
+    write_predictions(repo, right=240)  # 30 more mistakes, none fixed
+    worse = run(repo, "--paired")
+    assert worse.returncode == 1
+    row = next(line for line in worse.stdout.splitlines() if "predictions.csv" in line)
+    assert "| 0.9 | 0.8 | 30 | 0 |" in row and row.endswith("| REGRESSION: significantly worse |")
+    write_predictions(repo, right=290)  # better is never a failure
+    assert run(repo, "--paired").returncode == 0
+
+
+def test_paired_check_against_a_baseline_run_directory(predictions_repo, tmp_path):
+    base = tmp_path / "baseline-run"
+    (base / "reports/eval/m1").mkdir(parents=True)
+    (base / "reports/eval/m1/predictions.csv").write_text(
+        (predictions_repo / "reports/eval/m1/predictions.csv").read_text())
+    write_predictions(predictions_repo, right=240)
+    assert run(predictions_repo, "--paired", "--baseline", str(base)).returncode == 1
+    (base / "reports/eval/m1/predictions.csv").unlink()
+    missing = run(predictions_repo, "--paired", "--baseline", str(base))
+    assert missing.returncode == 1 and "FAIL: missing in baseline" in missing.stdout

@@ -93,6 +93,8 @@ def test_evaluate_outputs_match_the_predictions(trained):
     m = json.loads((out / "metrics.json").read_text())
     assert set(m) == {"trained_on", "train", "val", "test", "inference"} and m["inference"]["images_per_s"] > 0
     assert m["trained_on"] == "train"
+    assert m["test"]["accuracy_ci95_low"] <= m["test"]["accuracy"] <= m["test"]["accuracy_ci95_high"]
+    assert "accuracy_ci95_low" not in m["val"]  # intervals on evaluate.split only
     predictions = pd.read_csv(out / "predictions.csv")
     assert len(predictions) == m["test"]["samples"] == 12
     assert m["test"]["accuracy"] == pytest.approx((predictions["true"] == predictions["predicted"]).mean())
@@ -118,10 +120,17 @@ def test_report_renders_every_section(trained):
     assert table["test_accuracy"].notna().all() and table["params_total"].gt(0).all()
     report = (reports / "report.md").read_text()
     for section in ("# Model comparison", "## Dataset", "## tiny_lenet", "## tiny_mlp", "compare/curves.png",
-                    "compare/scores.png", "eval/tiny_lenet/confusion.png", "eval/tiny_mlp/gallery.png"):
+                    "compare/scores.png", "compare/time_to_accuracy.png", "eval/tiny_lenet/confusion.png",
+                    "eval/tiny_mlp/gallery.png", "## Are the differences real?"):
         assert section in report
+    pairs = pd.read_csv(reports / "compare/significance.csv")
+    assert pairs[["model_a", "model_b"]].values.tolist() == [["tiny_lenet", "tiny_mlp"]]
+    assert pairs["verdict"].iloc[0] in report
+    low, high = (table.loc[0, "test_accuracy_ci95"].strip("[]").split(", "))
+    assert float(low) <= table.loc[0, "test_accuracy"] <= float(high)
+    assert "seconds_to_val_0.9" in table.columns
     page = (reports / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == 2 + 2 * 2  # curves, scores, confusion + gallery per model
+    assert page.count("data:image/png;base64,") == 3 + 2 * 2  # curves, time, scores; confusion + gallery per model
     assert "<table" in page and "tiny_mlp" in page and "src=\"reports/" not in page
 
 

@@ -58,6 +58,7 @@ def weights(work: Path) -> list[np.ndarray]:
 def metrics(work: Path) -> dict:
     data = json.loads((work / "reports/train/tiny/metrics.json").read_text())
     data.pop("train_time_s")
+    data["train"].pop("time_s")  # wall-clock figures differ by nature
     return data
 
 
@@ -73,6 +74,10 @@ def test_train_writes_model_logs_and_is_deterministic(tmp_path, tiny_cache):
     assert set(m["train"]) == {"loss", "accuracy", "learning_rate"} and set(m["eval"]) == {"loss", "accuracy"}
     loss_rows = (first / "reports/train/tiny/plots/metrics/eval/loss.tsv").read_text().splitlines()
     assert len(loss_rows) == 1 + 4
+    seconds = [float(r.split("\t")[1]) for r in
+               (first / "reports/train/tiny/plots/metrics/train/time_s.tsv").read_text().splitlines()[1:]]
+    total = json.loads((first / "reports/train/tiny/metrics.json").read_text())["train_time_s"]
+    assert len(seconds) == 4 and seconds == sorted(seconds) and seconds[-1] == pytest.approx(total, abs=0.02)
     assert "Total params" in (first / "reports/train/tiny/summary.txt").read_text()
     assert sorted(p.name for p in (first / "models/tiny/checkpoints").iterdir()) == ["best.keras"]
     assert metrics(second) == m
