@@ -20,7 +20,8 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-MODELS = ["lenet5", "cnn_small", "efficientnet_lite0"]
+SCRATCH, TRANSFER = ["lenet5", "cnn_small"], ["efficientnet_lite0"]
+MODELS = SCRATCH + TRANSFER
 
 
 def main() -> None:
@@ -33,13 +34,13 @@ def main() -> None:
     params["data"].update(source="elpv", path=".")
     params["split"]["fractions"] = {"train": 0.7, "val": 0.15, "test": 0.15}
     params["prepare"].update(image_size=args.size, color="grayscale")
-    params["models"] = MODELS
-    params["features"]["efficientnet_lite0"]["input_size"] = None
-    params["train"]["efficientnet_lite0"]["input_size"] = None
+    params["models"] = {"scratch": SCRATCH, "transfer": TRANSFER}
+    params["features"]["efficientnet_lite0"]["input_size"] = None  # the frozen entry takes it from its feature set
     (args.work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     steps = [["download"], ["split"], ["prepare"], ["features"]]
-    steps += [[stage, m] for m in MODELS for stage in ("train", "evaluate")]
+    steps += [[stage, m] for m in SCRATCH for stage in ("train", "evaluate")]
+    steps += [[stage, m] for m in TRANSFER for stage in ("train_transfer", "evaluate_transfer")]
     for step in steps:
         start = time.perf_counter()
         subprocess.run([sys.executable, "-m", f"stages.{step[0]}", *step[1:]], cwd=args.work, env=env, check=True,

@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT))
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from imageclf.models import REGISTRY  # noqa: E402
+from imageclf.models import family  # noqa: E402
 from imageclf.shards import load_split, read_meta  # noqa: E402
 
 BATCH = 128
@@ -54,7 +54,7 @@ def main() -> None:
     y = labels[:count]
     n_classes = len(read_meta(args.prepared)["classes"])
     keras.utils.set_random_seed(0)
-    model = REGISTRY["transfer"].build(x.shape[1:], n_classes, backbone="efficientnet_lite0", weights="imagenet",
+    model = family("transfer", "bench").build(x.shape[1:], n_classes, backbone="efficientnet_lite0", weights="imagenet",
                                        mode="frozen", input_size=args.input_size)
     extractor, head = model.get_layer("extractor"), model.get_layer("head")
 

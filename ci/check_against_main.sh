@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Regression check against main: the same small run on origin/main (in a worktree) is the baseline.
-# Run after ci/small_run.sh; exits 1 on a regression and leaves the table in reports/check.md.
+# Run after ci/small_run.sh. Two gates: the tolerance rules of params.yaml check.rules (reports/check.md) and the
+# paired test of each model's predictions against main's on the same images (reports/check-paired.md).
 set -euo pipefail
 repo=$(pwd)
 base=$(mktemp -d)/main
@@ -8,5 +9,8 @@ git fetch --quiet origin main
 git worktree add --force --detach "$base" origin/main
 ln -sfn "$repo/.venv" "$base/.venv"
 (cd "$base" && bash "$repo/ci/small_run.sh" && "$repo/.venv/bin/python" -m stages.check --save "$repo/reports/baseline-main.json")
+status=0
+.venv/bin/python -m stages.check --baseline reports/baseline-main.json || status=1
+.venv/bin/python -m stages.check --paired --baseline "$base" || status=1
 git worktree remove --force "$base"
-.venv/bin/python -m stages.check --baseline reports/baseline-main.json
+exit $status

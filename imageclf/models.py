@@ -156,6 +156,25 @@ def cnn_small(input_shape: tuple, num_classes: int, *, filters: list[int] = (32,
     return keras.Model(inputs, classifier_head(x, num_classes, dense=dense, dropout=dropout), name="cnn_small")
 
 
+@register("cnn_bn", min_size=4)
+def cnn_bn(input_shape: tuple, num_classes: int, *, filters: list[int] = (16, 32), convs: int = 2,
+           conv_dropout: float = 0.25, dense: list[int] = (256,), dropout: float = 0.4, l2: float = 0.0) -> keras.Model:
+    """Modern small CNN: per block `convs` x (conv 3x3 + BN + ReLU), max-pool 2x2, dropout; dense + BN + dropout."""
+    inputs = keras.Input(input_shape)
+    x = inputs
+    for n in filters:
+        for _ in range(convs):
+            x = layers.Conv2D(n, 3, padding="same", use_bias=False, kernel_regularizer=_l2(l2))(x)
+            x = layers.BatchNormalization()(x)
+            x = layers.ReLU()(x)
+        x = layers.MaxPooling2D(2)(x)
+        if conv_dropout:
+            x = layers.Dropout(conv_dropout)(x)
+    x = layers.Flatten()(x)
+    outputs = classifier_head(x, num_classes, dense=dense, dropout=dropout, l2=l2, batch_norm=True)
+    return keras.Model(inputs, outputs, name="cnn_bn")
+
+
 def _value(value: object) -> str:
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(map(str, value)) + "]"

@@ -84,6 +84,12 @@ def _int_list(min_len: int) -> Callable[[Any], str | None]:
     return check
 
 
+def _steps(value: int | str) -> str | None:
+    if value == "auto" or (isinstance(value, int) and value >= 1):
+        return None
+    return f"must be auto or an integer >= 1, got {value!r}"
+
+
 def _rate(value: float) -> str | None:
     return None if 0 <= value < 1 else f"must be a rate in [0, 1), got {value!r}"
 
@@ -110,6 +116,7 @@ ACTIVATIONS = ("relu", "relu6", "elu", "selu", "gelu", "silu", "swish", "leaky_r
 HYPERPARAMETERS: dict[str, Field] = {
     "filters": Field((list,), check=_int_list(1), doc="convolution filters of each block, first to last"),
     "kernel": Field((int,), minimum=1, doc="convolution kernel size"),
+    "convs": Field((int,), minimum=1, doc="convolutions per block, before its pooling"),
     "conv_dropout": Field(NUMBER, check=_rate, doc="dropout rate after each convolution block"),
     "dense": Field((list,), check=_int_list(0), doc="units of each hidden dense layer before the classifier"),
     "dropout": Field(NUMBER, check=_rate,
@@ -189,7 +196,8 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "lr": Field(NUMBER, check=lambda v: None if v > 0 else f"must be > 0, got {v!r}"),
         "momentum": Field(NUMBER, minimum=0, maximum=1),
         "weight_decay": Field(NUMBER, minimum=0),
-        "lr_schedule": Field((str,), choices=("constant", "exp_decay", "cosine")),
+        "lr_schedule": Field((str,), choices=("constant", "exp_decay", "cosine", "warmup_cosine")),
+        "warmup_epochs": Field((int,), minimum=0),
         "decay_start": Field((int,), minimum=0),
         "decay_rate": Field(NUMBER, minimum=0),
         "patience": Field((int,), minimum=1),
@@ -197,6 +205,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "class_weight": Field((str,), choices=("none", "balanced")),
         "oversample": Field((bool,)),
         "retrain_full_epochs": Field((int,), minimum=0),
+        "steps_per_execution": Field((int, str), check=_steps),
         "mixed_precision": Field((str,), choices=("auto", "on", "off")),
         "xla": Field((str,), choices=("auto", "on", "off")),
     },

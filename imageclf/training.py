@@ -56,13 +56,28 @@ def make_optimizer(cfg: dict) -> keras.optimizers.Optimizer:
 
 
 def learning_rate(cfg: dict, epoch: int) -> float:
-    """lr for an epoch: constant; exp_decay (lr * exp(-k) each epoch from decay_start on); cosine to 0."""
-    lr = cfg["lr"]
-    if cfg["lr_schedule"] == "exp_decay" and epoch >= cfg["decay_start"]:
+    """lr for an epoch: constant; exp_decay (lr * exp(-k) each epoch from decay_start on); cosine to 0;
+    warmup_cosine (linear rise over warmup_epochs, then cosine to 0 over the rest)."""
+    lr, schedule = cfg["lr"], cfg["lr_schedule"]
+    if schedule == "exp_decay" and epoch >= cfg["decay_start"]:
         return lr * math.exp(-cfg["decay_rate"] * (epoch - cfg["decay_start"] + 1))
-    if cfg["lr_schedule"] == "cosine":
-        return lr * 0.5 * (1 + math.cos(math.pi * epoch / cfg["epochs"]))
+    warmup = cfg["warmup_epochs"] if schedule == "warmup_cosine" else 0
+    if epoch < warmup:
+        return lr * (epoch + 1) / (warmup + 1)
+    if schedule in ("cosine", "warmup_cosine"):
+        return lr * 0.5 * (1 + math.cos(math.pi * (epoch - warmup) / max(1, cfg["epochs"] - warmup)))
     return lr
+
+
+AUTO_STEPS_PER_EXECUTION = 16  # bench/steps_bench.py: small models gain most, none loses
+
+
+def steps_per_execution(cfg: dict, steps_per_epoch: int) -> int:
+    """Batches per call into TensorFlow (fewer Python round trips: what small models pay most): the largest divisor
+    of the steps per epoch up to the param (auto: 16). Keras rounds an epoch up to a multiple of it, which would
+    shift the epoch-keyed training data and break exact resume."""
+    limit = AUTO_STEPS_PER_EXECUTION if cfg["steps_per_execution"] == "auto" else cfg["steps_per_execution"]
+    return max(d for d in range(1, min(limit, steps_per_epoch) + 1) if steps_per_epoch % d == 0)
 
 
 def class_weights(labels: np.ndarray, n_classes: int) -> dict[int, float]:
@@ -103,8 +118,10 @@ def build(cfg: dict, shape: tuple, n_classes: int) -> keras.Model:
         raise UserError(f"train.{cfg['name']}: {err}") from None
 
 
-def _compile(model: keras.Model, cfg: dict, xla: bool) -> None:
-    model.compile(make_optimizer(cfg), loss="sparse_categorical_crossentropy", metrics=["accuracy"], jit_compile=xla)
+def _compile(model: keras.Model, cfg: dict, xla: bool, steps: int) -> None:
+    """Compile for `steps` training batches per epoch."""
+    model.compile(make_optimizer(cfg), loss="sparse_categorical_crossentropy", metrics=["accuracy"], jit_compile=xla,
+                  steps_per_execution=steps_per_execution(cfg, steps))
 
 
 def _fitted(model: keras.Model, inputs) -> keras.Model:
@@ -125,6 +142,7 @@ def fit(fitted: keras.Model, cfg: dict, inputs, phases: list[Phase], splits: tup
     """Run the phases on `splits` from epoch `first` on (validating on val when early stopping); epochs run."""
     labels = inputs.labels(splits)
     weights = class_weights(labels, n_classes) if cfg["class_weight"] == "balanced" else None
+    steps = math.ceil(len(labels) / cfg["batch_size"])
 
     def lr(epoch: int, _lr: float) -> float:
         return learning_rate(cfg, epoch) * next(p.lr_factor for p in reversed(phases) if epoch >= p.start)
@@ -136,13 +154,13 @@ def fit(fitted: keras.Model, cfg: dict, inputs, phases: list[Phase], splits: tup
             continue
         if phase.unfreeze and phase.unfreeze(fitted):
             print(f"train {cfg['name']}: {phase.note} from epoch {phase.start + 1}")
-            _compile(fitted, cfg, xla)  # a changed trainable set needs a new optimizer
+            _compile(fitted, cfg, xla, steps)  # a changed trainable set needs a new optimizer
             if early and early.restored is None:  # (a resume at this very epoch restored its own state)
                 early.restored = {**early.state(), "wait": 0, "best_weights": early.best_weights}
         begin = max(first, phase.start)
         history = fitted.fit(inputs.train(splits, (begin, phase.stop)),
                              validation_data=inputs.val() if early else None, epochs=phase.stop, initial_epoch=begin,
-                             steps_per_epoch=math.ceil(len(labels) / cfg["batch_size"]), class_weight=weights,
+                             steps_per_epoch=steps, class_weight=weights,
                              callbacks=callbacks, shuffle=False, verbose=2)  # the data is shuffled per epoch
         epochs_run = history.epoch[-1] + 1 if history.epoch else epochs_run
     return epochs_run
@@ -169,6 +187,8 @@ def train(cfg: dict, prepared: Path, model_dir: Path, live_dir: Path, inputs=Non
     early = ResumableEarlyStopping(monitor="val_loss", patience=cfg["patience"], restore_best_weights=True)
     ckpt = Checkpoints(model_dir / "checkpoints", fingerprint({**cfg, "inputs": inputs.part}, meta), early)
     state = ckpt.resume_state()
+    steps = math.ceil(len(inputs.labels(("train",))) / cfg["batch_size"])
+    print(f"train {cfg['name']}: {steps} steps per epoch, {steps_per_execution(cfg, steps)} per execution")
     with strategy.scope():
         model = build(cfg, shape, n_classes)
         if state:
@@ -177,7 +197,7 @@ def train(cfg: dict, prepared: Path, model_dir: Path, live_dir: Path, inputs=Non
         else:
             ckpt.start_fresh()
             fitted = _fitted(model, inputs)
-            _compile(fitted, cfg, xla)
+            _compile(fitted, cfg, xla, steps)
     first = state["epoch"] + 1 if state else 0
     ckpt.extra = {"train_time_s": state["train_time_s"] if state else 0.0}
     try:
@@ -220,7 +240,7 @@ def retrain_full(cfg: dict, inputs, phases: Callable[[int], list[Phase]], shape:
     with strategy.scope():
         model = build(cfg, shape, n_classes)
         fitted = _fitted(model, inputs)
-        _compile(fitted, cfg, xla)
+        _compile(fitted, cfg, xla, math.ceil(len(inputs.labels(("train", "val"))) / cfg["batch_size"]))
     epochs = cfg["retrain_full_epochs"]
     fit(fitted, {**cfg, "epochs": epochs}, inputs, phases(epochs), ("train", "val"), n_classes, xla)
     print(f"train {cfg['name']}: retrained on train+val for {epochs} epoch(s)")

@@ -16,6 +16,7 @@ from imageclf import params, regression
 from imageclf.errors import cli
 
 REPORT = Path("reports/check.md")
+PAIRED_REPORT = Path("reports/check-paired.md")
 
 
 @cli
@@ -56,8 +57,8 @@ def main() -> None:
 def paired(baseline: str, alpha: float) -> None:
     rows = regression.paired(baseline, alpha)
     table = regression.paired_markdown(rows)
-    REPORT.parent.mkdir(parents=True, exist_ok=True)
-    REPORT.write_text(f"Paired check against `{baseline}` (McNemar, Holm-adjusted, alpha {alpha})\n\n{table}\n")
+    PAIRED_REPORT.parent.mkdir(parents=True, exist_ok=True)
+    PAIRED_REPORT.write_text(f"Paired check against `{baseline}` (McNemar, Holm-adjusted, alpha {alpha})\n\n{table}\n")
     print(table)
     failed = [r for r in rows if r["verdict"] != "ok"]
     print(f"check --paired: {len(rows) - len(failed)} ok, {len(failed)} failed (baseline {baseline})")

@@ -7,6 +7,7 @@ import math
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from conftest import base_params
 
 from imageclf import config, models, training
@@ -14,7 +15,7 @@ from imageclf.errors import UserError
 from imageclf.models import REGISTRY
 from imageclf.params import HYPERPARAMETERS
 
-FAMILIES = {"mlp": 16, "lenet5": 16, "cnn_lego": 16, "cnn_small": 16, "cnn_flowers": 81}
+FAMILIES = {"mlp": 16, "lenet5": 16, "cnn_lego": 16, "cnn_small": 16, "cnn_flowers": 81, "cnn_bn": 16}
 
 
 @pytest.mark.parametrize(("family", "size"), FAMILIES.items())
@@ -110,6 +111,9 @@ def with_entry(**entry) -> dict:
     ({"family": "cnn_lego", "kernel": 0}, r"'train.probe.kernel' must be >= 1, got 0"),
     ({"family": "mlp", "units": [8]}, r"'train.probe.units' is neither .*; family keys: dense, dropout, l2"),
     ({"lr": 0.1}, r"'train.probe' needs a 'family' key"),
+    ({"family": "mlp", "steps_per_execution": 0}, r"'train.probe.steps_per_execution' must be auto or an integer"),
+    ({"family": "mlp", "lr_schedule": "onecycle"}, r"'train.probe.lr_schedule' must be one of constant, .*"),
+    ({"family": "cnn_bn", "convs": 0}, r"'train.probe.convs' must be >= 1, got 0"),
 ])
 def test_bad_model_entries(entry, message):
     with pytest.raises(UserError, match=message) as err:
@@ -141,6 +145,10 @@ def test_learning_rate_schedules():
     cosine = {**cfg, "lr_schedule": "cosine"}
     assert training.learning_rate(cosine, 0) == 0.01 and training.learning_rate(cosine, 10) == pytest.approx(0.005)
     assert training.learning_rate({**cfg, "lr_schedule": "constant"}, 15) == 0.01
+    warm = {**cfg, "lr_schedule": "warmup_cosine", "warmup_epochs": 2, "epochs": 12}
+    assert [training.learning_rate(warm, e) for e in (0, 1, 2)] == pytest.approx([0.01 / 3, 0.02 / 3, 0.01])
+    assert training.learning_rate(warm, 7) == pytest.approx(0.005)  # half way through the 10 cosine epochs
+    assert training.learning_rate(warm, 11) < 0.0003
 
 
 @pytest.mark.parametrize("name", ["adam", "sgd", "rmsprop", "adadelta"])
@@ -168,3 +176,28 @@ def test_mixed_precision_keeps_float32_probabilities():
         assert model.layers[1].compute_dtype == "float16" and model.output.dtype == "float32"
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+def test_steps_per_execution_divides_the_epoch_so_the_epoch_keyed_data_never_shifts():
+    auto = {"steps_per_execution": "auto"}
+    assert [training.steps_per_execution(auto, s) for s in (417, 416, 7, 1)] == [3, 16, 7, 1]
+    assert training.steps_per_execution({"steps_per_execution": 4}, 417) == 3
+
+    def batches_trained(spe: int, steps: int = 12, epochs: int = 2) -> list[int]:
+        seen = []
+
+        class Counting(keras.Model):
+            def train_step(self, data):
+                seen.append(data[0][0, 0])  # the batch id (run eagerly: once per step)
+                return super().train_step(data)
+
+        inputs = keras.Input((3,))
+        model = Counting(inputs, keras.layers.Dense(2, activation="softmax")(inputs))
+        model.compile("sgd", loss="sparse_categorical_crossentropy", steps_per_execution=spe, run_eagerly=True)
+        data = tf.data.Dataset.range(1000).map(lambda i: (tf.fill((2, 3), tf.cast(i, tf.float32)),
+                                                           tf.zeros(2, tf.int32)))
+        model.fit(data, epochs=epochs, steps_per_epoch=steps, verbose=0)
+        return [int(v) for v in seen]
+
+    assert batches_trained(training.steps_per_execution(auto, 12)) == list(range(24))
+    assert len(batches_trained(5)) > 24  # Keras rounds an epoch up to whole executions: what the divisor avoids
