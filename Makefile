@@ -4,15 +4,27 @@ VENV := .venv
 BIN := $(VENV)/bin
 FMNIST := /usr/share/datasets/fashion-mnist
 
-.PHONY: repro test lint dataset
+# TensorFlow, one version in two builds: the GPU build when an NVIDIA driver answers (`nvidia-smi -L`), the CPU build
+# otherwise. Override: make repro TF=tensorflow-cpu  /  make repro TF='tensorflow[and-cuda]'
+TF_VERSION := 2.21.0
+TF ?= $(shell nvidia-smi -L >/dev/null 2>&1 && echo 'tensorflow[and-cuda]' || echo tensorflow-cpu)
+TF_PACKAGE := $(firstword $(subst [, ,$(TF)))
+OTHER_TF := $(if $(filter tensorflow,$(TF_PACKAGE)),tensorflow-cpu,tensorflow)
+STAMP := $(VENV)/.installed-$(TF_PACKAGE)
+
+.PHONY: install repro test lint dataset
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt | $(BIN)/activate
-	$(BIN)/pip install -q -r requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt | $(BIN)/activate
+	$(BIN)/pip uninstall -q -y $(OTHER_TF) 2>/dev/null || true
+	$(BIN)/pip install -q -r requirements-dev.txt "$(TF)==$(TF_VERSION)"
+	rm -f $(VENV)/.installed-*
 	touch $@
+
+install: $(STAMP)
 
 # Fashion-MNIST from Debian when apt is there and the files are not; otherwise the download stage fetches them.
 dataset:
@@ -21,11 +33,11 @@ dataset:
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq dataset-fashion-mnist; \
 	fi
 
-repro: dataset $(VENV)/.installed
+repro: dataset $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH dvc repro
 
-lint: $(VENV)/.installed
+lint: $(STAMP)
 	$(BIN)/ruff check .
 
-test: dataset $(VENV)/.installed lint
+test: dataset $(STAMP) lint
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest -q tests

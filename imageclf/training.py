@@ -103,9 +103,8 @@ def distribution() -> tf.distribute.Strategy:
     return tf.distribute.get_strategy()
 
 
-def accelerator_settings(cfg: dict) -> tuple[bool, bool]:
+def accelerator_settings(cfg: dict, gpu: bool) -> tuple[bool, bool]:
     """(mixed precision, XLA): 'auto' means on when a GPU is visible."""
-    gpu = bool(tf.config.list_physical_devices("GPU"))
     return ({"auto": gpu, "on": True, "off": False}[cfg["mixed_precision"]],
             {"auto": gpu, "on": True, "off": False}[cfg["xla"]])
 
@@ -179,10 +178,12 @@ def train(cfg: dict, prepared: Path, model_dir: Path, live_dir: Path, inputs=Non
     keras.utils.set_random_seed(cfg["seed"])
     tf.config.experimental.enable_op_determinism()
     strategy = distribution()
-    mixed, xla = accelerator_settings(cfg)
+    gpus = tf.config.list_logical_devices("GPU")
+    mixed, xla = accelerator_settings(cfg, bool(gpus))
     keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
-    print(f"train {cfg['name']}: {type(strategy).__name__} with {strategy.num_replicas_in_sync} replica(s), "
-          f"mixed precision {'on' if mixed else 'off'}, XLA {'on' if xla else 'off'}")
+    devices = ", ".join(d.name for d in gpus) or f"CPU ({os.cpu_count()} cores)"
+    print(f"train {cfg['name']}: devices {devices}; {type(strategy).__name__} with {strategy.num_replicas_in_sync} "
+          f"replica(s), mixed precision {'on' if mixed else 'off'}, XLA {'on' if xla else 'off'}")
 
     early = ResumableEarlyStopping(monitor="val_loss", patience=cfg["patience"], restore_best_weights=True)
     ckpt = Checkpoints(model_dir / "checkpoints", fingerprint({**cfg, "inputs": inputs.part}, meta), early)

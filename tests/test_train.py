@@ -80,6 +80,9 @@ def test_train_writes_model_logs_and_is_deterministic(tmp_path, tiny_cache):
     assert len(seconds) == 4 and seconds == sorted(seconds) and seconds[-1] == pytest.approx(total, abs=0.02)
     assert "Total params" in (first / "reports/train/tiny/summary.txt").read_text()
     assert sorted(p.name for p in (first / "models/tiny/checkpoints").iterdir()) == ["best.keras"]
+    log = run_train(make_project(tmp_path / "log", tiny_cache, epochs=1)).output
+    assert f"train tiny: devices CPU ({os.cpu_count()} cores); _DefaultDistributionStrategy" in log \
+        or "train tiny: devices /device:GPU:0" in log
     assert metrics(second) == m
     assert all(np.array_equal(a, b) for a, b in zip(weights(first), weights(second), strict=True))
 
@@ -169,10 +172,12 @@ def test_multi_worker_config_is_refused_with_a_clear_line(tmp_path, tiny_cache):
     assert out.strip().splitlines()[-1].startswith("error: TF_CONFIG is set, but Keras 3 cannot fit() under")
 
 
-def test_accelerator_settings_follow_the_params():
-    assert training.accelerator_settings({"mixed_precision": "auto", "xla": "auto"}) == (False, False)  # no GPU here
-    assert training.accelerator_settings({"mixed_precision": "on", "xla": "on"}) == (True, True)
-    assert training.accelerator_settings({"mixed_precision": "off", "xla": "off"}) == (False, False)
+@pytest.mark.parametrize("gpu", [False, True])
+def test_accelerator_settings_follow_the_params(gpu):
+    """The rule, whatever machine runs the test: auto follows the GPU, on and off are what they say."""
+    assert training.accelerator_settings({"mixed_precision": "auto", "xla": "auto"}, gpu) == (gpu, gpu)
+    assert training.accelerator_settings({"mixed_precision": "on", "xla": "off"}, gpu) == (True, False)
+    assert training.accelerator_settings({"mixed_precision": "off", "xla": "on"}, gpu) == (False, True)
 
 
 def test_imbalance_handling_on_elpv(tmp_path, monkeypatch):
