@@ -42,6 +42,7 @@ def table(models: list[str], train_dir: Path, eval_dir: Path, detail_split: str,
             row[f"{split}_accuracy"] = scored.get(split, {}).get("accuracy")
         detail = scored[detail_split]
         row[f"{detail_split}_accuracy_ci95"] = _interval(detail, "accuracy")
+        row[f"{detail_split}_balanced_accuracy"] = detail.get("balanced_accuracy")
         row[f"{detail_split}_macro_f1"] = detail["macro_f1"]
         row[f"{detail_split}_macro_f1_ci95"] = _interval(detail, "macro_f1")
         row.update({k: trained.get(k) for k in ("best_epoch", "epochs_run", "train_time_s")})
@@ -177,7 +178,7 @@ def _report_sections(models: list[str], frame: pd.DataFrame, pairs: pd.DataFrame
         blocks += [("h2", f"{name}"), ("img", folder / "confusion.png")]
         pairs = pd.read_csv(folder / "confused_pairs.csv")
         blocks.append(("table", pairs.head(15)) if len(pairs) else ("p", "No confused pair above the threshold."))
-        blocks.append(("img", folder / "gallery.png"))
+        blocks += [("img", folder / "gallery.png"), ("img", folder / "gradcam.png")]
     return blocks
 
 

@@ -10,14 +10,15 @@ import keras
 import numpy as np
 import pandas as pd
 
-from imageclf import domain_shift, loader, metrics, plots, stats
+from imageclf import domain_shift, explain, loader, metrics, plots, stats
 from imageclf.errors import UserError
 from imageclf.shards import load_split, read_meta
 from imageclf.splitting import SPLITS
 
 
-def load_model(name: str, model_dir: Path, classes: list[str]) -> tuple[keras.Model, list[str]]:
-    """The trained model and the splits it was trained on, refusing one whose class list differs from the data's.
+def load_model(name: str, model_dir: Path, classes: list[str] | None = None) -> tuple[keras.Model, dict]:
+    """The trained model and its classes.json ({classes, trained_on}), refusing one whose class list differs from
+    `classes` (the data's) when given.
 
     A transfer model needs imageclf.transfer imported first (its layers register themselves for loading).
     """
@@ -27,12 +28,12 @@ def load_model(name: str, model_dir: Path, classes: list[str]) -> tuple[keras.Mo
             raise UserError(f"{needed} not found; train the model first (dvc repro)")
     info = json.loads(info_file.read_text())
     trained = info["classes"]
-    if trained != classes:
+    if classes is not None and trained != classes:
         missing, extra = sorted(set(classes) - set(trained)), sorted(set(trained) - set(classes))
         detail = f"missing {missing}, extra {extra}" if missing or extra else "same names, other order"
         raise UserError(f"{name} was trained on other classes than the data has ({detail}); "
                         f"retrain it (dvc repro)")
-    return keras.models.load_model(path), info.get("trained_on", ["train"])
+    return keras.models.load_model(path), info
 
 
 def predict(model: keras.Model, prepared: Path, split: str, batch: int) -> tuple[np.ndarray, np.ndarray, float]:
@@ -50,7 +51,8 @@ def evaluate(name: str, model_dir: Path, prepared: Path, out: Path, params: dict
     cfg = params["evaluate"]
     meta = read_meta(prepared)
     classes = meta["classes"]
-    model, trained_on = load_model(name, model_dir, classes)
+    model, info = load_model(name, model_dir, classes)
+    trained_on = info.get("trained_on", ["train"])
     detail = cfg["split"]
     if meta["splits"][detail]["count"] == 0:
         raise UserError(f"evaluate.split is '{detail}' but that split is empty; set evaluate.split to a split "
@@ -70,7 +72,7 @@ def evaluate(name: str, model_dir: Path, prepared: Path, out: Path, params: dict
                 results[split].update(stats.bootstrap(y, probs.argmax(axis=1), len(classes),
                                                       cfg["bootstrap_resamples"], cfg["seed"]))
             results["inference"] = {"images_per_s": round(speed, 1), "batch_size": cfg["batch_size"]}
-            _details(y, probs, classes, prepared, split, out, cfg)
+            _details(model, y, probs, classes, prepared, split, out, cfg)
     if cfg["domain_shift"] is not None:
         results["domain_shift"] = domain_shift.evaluate(model, classes, params["data"], params["prepare"],
                                                         cfg["domain_shift"], cfg)
@@ -78,8 +80,8 @@ def evaluate(name: str, model_dir: Path, prepared: Path, out: Path, params: dict
     return results
 
 
-def _details(y: np.ndarray, probs: np.ndarray, classes: list[str], prepared: Path, split: str, out: Path,
-             cfg: dict) -> None:
+def _details(model: keras.Model, y: np.ndarray, probs: np.ndarray, classes: list[str], prepared: Path, split: str,
+             out: Path, cfg: dict) -> None:
     pred = probs.argmax(axis=1)
     report = metrics.per_class(y, pred, classes)
     report.to_csv(out / "per_class.csv", index=False)
@@ -98,5 +100,8 @@ def _details(y: np.ndarray, probs: np.ndarray, classes: list[str], prepared: Pat
     predictions = pd.concat([predictions, pd.DataFrame(probs, columns=[f"prob_{c}" for c in classes])], axis=1)
     predictions.to_csv(out / "predictions.csv", index=False, float_format="%.5f")
     images = load_split(prepared, split)[0]
-    plots.gallery(pairs.head(cfg["gallery_pairs"]), images, y, pred, classes, cfg["gallery_per_pair"],
-                  out / "gallery.png")
+    shown = pairs.head(cfg["gallery_pairs"])
+    plots.gallery(shown, images, y, pred, classes, cfg["gallery_per_pair"], out / "gallery.png")
+    index = {c: i for i, c in enumerate(classes)}
+    explain.panel(model, out.name, images, y, pred, [(index[t], index[p]) for t, p in zip(shown["true"],
+                  shown["predicted"], strict=True)], classes, cfg["gallery_per_pair"], out / "gradcam.png")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -23,6 +24,13 @@ def expected_calibration_error(y: np.ndarray, probs: np.ndarray, bins: int = 15)
     return float(ece)
 
 
+def balanced_accuracy(y: np.ndarray, pred: np.ndarray) -> float:
+    """Mean recall over the classes present in y (sklearn's, quiet about predicted classes absent from y)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return float(skm.balanced_accuracy_score(y, pred))
+
+
 def split_metrics(y: np.ndarray, probs: np.ndarray, top_k: int, ece_bins: int) -> dict[str, float | None]:
     """Flat, stable metric keys for one split; None where a metric is undefined (e.g. kappa of one class)."""
     n_classes = probs.shape[1]
@@ -32,6 +40,7 @@ def split_metrics(y: np.ndarray, probs: np.ndarray, top_k: int, ece_bins: int) -
     out: dict[str, float | None] = {
         "loss": float(skm.log_loss(y, clipped / clipped.sum(axis=1, keepdims=True), labels=labels)),
         "accuracy": float(skm.accuracy_score(y, pred)),
+        "balanced_accuracy": balanced_accuracy(y, pred),
         f"top{top_k}_accuracy": (float(skm.top_k_accuracy_score(y, probs, k=top_k, labels=labels))
                                  if top_k < n_classes else 1.0),
     }

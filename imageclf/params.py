@@ -251,6 +251,32 @@ def _names(value: Any) -> str | None:
     return f"must be a list of distinct entry names under 'train:', got {value!r}"
 
 
+EXPORT_FORMATS = ("tf_saved_model", "onnx", "litert")  # what Keras' model.export writes itself
+SELECTION_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "cohen_kappa")
+
+
+def _selection_metric(value: str) -> str | None:
+    split, _, key = value.partition(".")
+    if split in ("train", "val", "test") and key in SELECTION_METRICS:
+        return None
+    return f"must be <split>.<metric> (split train, val or test; metric {', '.join(SELECTION_METRICS)}), got {value!r}"
+
+
+def _formats(value: list) -> str | None:
+    if value and len(set(value)) == len(value) and all(v in EXPORT_FORMATS for v in value):
+        return None
+    return f"must list distinct formats among {', '.join(EXPORT_FORMATS)}, got {value!r}"
+
+
+SCHEMA["export"] = {
+    "model": Field((str,)),  # best, or a name listed under models:
+    "metric": Field((str,), check=_selection_metric),  # what `best` maximises, e.g. test.accuracy
+    "formats": Field((list,), check=_formats),
+    "tolerance": Field(NUMBER, minimum=0),  # largest probability difference a format may show against Keras
+    "parity_images": Field((int,), minimum=1),  # evaluate.split images of the parity check
+    "latency_runs": Field((int,), minimum=1),  # single-image calls timed per format
+}
+
 SCHEMA["models"] = {  # one DVC stage group each: editing transfer code never re-runs a from-scratch model
     "scratch": Field((list,), check=_names),
     "transfer": Field((list,), check=_names),

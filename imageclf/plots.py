@@ -97,6 +97,31 @@ def _show(ax, img: np.ndarray, title: str, color: str) -> None:
     ax.set_title(title, fontsize=6, color=color)
 
 
+def heatmaps(rows: list[tuple[np.ndarray, np.ndarray, list[str]]], caption: str, out: Path) -> None:
+    """Rows of (images, heat maps in [0, 1], titles): each image with its heat map overlaid."""
+    n_cols = max(len(images) for images, _, _ in rows)
+    fig, axes = plt.subplots(len(rows), n_cols, figsize=(1.5 * n_cols, 1.6 * len(rows) + 0.4), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for r, (images, heat, titles) in enumerate(rows):
+        for col, (img, cam, title) in enumerate(zip(images, heat, titles, strict=True)):
+            _show(axes[r][col], img, title, "black")
+            axes[r][col].imshow(cam, cmap="jet", alpha=0.4, vmin=0, vmax=1)
+    fig.suptitle(caption, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+
+
+def note(text: str, out: Path) -> None:
+    """A small figure that only says something (a chart that does not apply)."""
+    fig, ax = plt.subplots(figsize=(6, 0.6))
+    ax.axis("off")
+    ax.text(0, 0.5, text, fontsize=9, va="center")
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+
+
 def training_curves(curves: dict[str, dict], out: Path) -> None:
     """Validation accuracy and loss per epoch of every model on one figure."""
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))

@@ -32,6 +32,7 @@ def test_split_metrics_by_hand():
     r = [1 / 2, 1.0, 1 / 2]
     f = [2 * a * b / (a + b) for a, b in zip(p, r, strict=True)]
     assert m["macro_precision"] == pytest.approx(np.mean(p)) and m["macro_recall"] == pytest.approx(np.mean(r))
+    assert m["balanced_accuracy"] == pytest.approx(np.mean(r))  # mean recall over the classes
     assert m["macro_f1"] == pytest.approx(np.mean(f)) and m["weighted_f1"] == pytest.approx(np.mean(f))
     # kappa: po = 4/6, pe = sum(true share * predicted share) = (2*2 + 2*3 + 2*1) / 36
     assert m["cohen_kappa"] == pytest.approx((4 / 6 - 12 / 36) / (1 - 12 / 36))
@@ -51,6 +52,9 @@ def test_zero_support_class_is_reported_not_a_crash():
     probs = np.eye(3)[pred] * 0.9 + 0.05
     m = metrics.split_metrics(y, probs, top_k=2, ece_bins=5)
     assert m["accuracy"] == 0.75 and m["macro_f1"] == pytest.approx(np.mean([2 / 3, 0.8]))
+    assert m["balanced_accuracy"] == pytest.approx(0.75)  # recall 1/2 and 1 over the two classes present
+    skewed = metrics.split_metrics(np.array([0, 0, 0, 1]), np.eye(3)[[0, 0, 0, 2]] * 0.9 + 0.05, 2, 5)
+    assert skewed["accuracy"] == 0.75 and skewed["balanced_accuracy"] == 0.5  # class 1 never found
     single = metrics.split_metrics(np.array([1, 1]), np.eye(3)[[1, 1]] * 0.9 + 0.05, top_k=2, ece_bins=5)
     assert single["cohen_kappa"] is None  # undefined with one class, written as null
 
@@ -109,8 +113,16 @@ def test_evaluate_outputs_match_the_predictions(trained):
     pairs = pd.read_csv(out / "confused_pairs.csv")
     wrong = predictions[predictions["true"] != predictions["predicted"]]
     assert pairs["errors"].sum() == len(wrong)
-    for png in ("confusion.png", "gallery.png"):
+    for png in ("confusion.png", "gallery.png", "gradcam.png"):
         assert (out / png).stat().st_size > 2000
+
+
+def test_grad_cam_panel_for_a_cnn_and_a_note_for_the_mlp(trained):
+    from PIL import Image
+
+    cnn, mlp = (Image.open(trained.path / f"reports/eval/{m}/gradcam.png") for m in ("tiny_lenet", "tiny_mlp"))
+    assert cnn.size[1] > 150  # rows of images with their heat maps
+    assert mlp.size == (600, 60)  # one line: Grad-CAM does not apply
 
 
 def test_report_renders_every_section(trained):
@@ -121,7 +133,7 @@ def test_report_renders_every_section(trained):
     report = (reports / "report.md").read_text()
     for section in ("# Model comparison", "## Dataset", "## tiny_lenet", "## tiny_mlp", "compare/curves.png",
                     "compare/scores.png", "compare/time_to_accuracy.png", "eval/tiny_lenet/confusion.png",
-                    "eval/tiny_mlp/gallery.png", "## Are the differences real?"):
+                    "eval/tiny_mlp/gallery.png", "eval/tiny_lenet/gradcam.png", "## Are the differences real?"):
         assert section in report
     pairs = pd.read_csv(reports / "compare/significance.csv")
     assert pairs[["model_a", "model_b"]].values.tolist() == [["tiny_lenet", "tiny_mlp"]]
@@ -130,7 +142,7 @@ def test_report_renders_every_section(trained):
     assert float(low) <= table.loc[0, "test_accuracy"] <= float(high)
     assert "seconds_to_val_0.9" in table.columns
     page = (reports / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == 3 + 2 * 2  # curves, time, scores; confusion + gallery per model
+    assert page.count("data:image/png;base64,") == 3 + 2 * 3  # curves, time, scores; confusion, gallery, Grad-CAM
     assert "<table" in page and "tiny_mlp" in page and "src=\"reports/" not in page
 
 

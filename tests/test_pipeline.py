@@ -54,6 +54,7 @@ def tiny_params(images: Path) -> dict:
     params["features"] = {}  # the features stage runs and writes an empty set (transfer models: test_transfer.py)
     params["train"] = {"m1": {"family": "lenet5", "filters": [4, 8], "dense": [8], "lr": 0.001},
                        "m2": {"family": "mlp", "dense": [8]}}
+    params["export"].update(latency_runs=3)
     return params
 
 
@@ -88,10 +89,99 @@ def baseline(tmp_path_factory) -> tuple[Path, str, Path]:
 def test_dvc_repro_runs_every_stage_then_is_a_no_op(baseline):
     repo, first, _ = baseline
     assert stages_run(first) == ["download", "split", "prepare", "features", "train@m1", "train@m2",
-                                 "evaluate@m1", "evaluate@m2", "compare"]
+                                 "evaluate@m1", "evaluate@m2", "compare", "export"]
     assert '"images": 16' in dvc(repo, "metrics", "show", "--json").stdout
     again = dvc(repo, "repro")
     assert stages_run(again.stdout) == [] and "up to date" in again.stdout
+
+
+def test_export_writes_every_format_checked_against_keras_with_a_model_card(baseline):
+    repo, _, _ = baseline
+    exported = json.loads((repo / "reports/export/metrics.json").read_text())
+    scores = {m: json.loads((repo / f"reports/eval/{m}/metrics.json").read_text())["test"]["accuracy"]
+              for m in ("m1", "m2")}
+    assert exported["model"] == max(scores, key=scores.get)  # export.model: best by test.accuracy
+    for fmt, file in (("tf_saved_model", "saved_model"), ("onnx", "model.onnx"), ("litert", "model.tflite")):
+        facts = exported[fmt]
+        assert (repo / "export" / file).exists() and facts["size_mb"] > 0
+        assert facts["max_abs_diff"] <= 1e-4 and facts["top1_agreement"] == 1.0
+        assert facts["latency_ms"] > 0 and facts["images_per_s"] > 0
+    assert (repo / "export/classes.txt").read_text().split() == ["daisy", "rose"]
+    card = (repo / "export/model_card.md").read_text()
+    assert card == (repo / "reports/export/model_card.md").read_text()
+    head = subprocess.run(["git", "rev-parse", "HEAD~1"], cwd=repo, capture_output=True, text=True).stdout.strip()
+    assert f"git revision: `{head}" in card  # the commit the run started from
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"][f"train@{exported['model']}"]
+    model_md5 = next(o["md5"] for o in lock["outs"] if o["path"].endswith("model.keras"))
+    assert model_md5 in card
+    assert "0. daisy\n1. rose" in card and "train 8, val 4, test 4" in card
+    assert "uint8 array [batch, 12, 12, 1] with values 0-255" in card and "8-bit grayscale" in card
+    assert "stretched to 12x12" in card
+
+
+def test_a_format_that_disagrees_with_keras_fails_the_export_naming_it(baseline, tmp_path, monkeypatch):
+    repo, _, _ = baseline
+    work = tmp_path / "work"
+    for name in ("params.yaml", "dvc.lock", "data/prepared", "models", "reports/eval"):
+        src, dst = repo / name, work / name
+        shutil.copytree(src, dst) if src.is_dir() else (dst.parent.mkdir(parents=True, exist_ok=True),
+                                                         shutil.copy(src, dst))
+    monkeypatch.chdir(work)
+    from imageclf import export
+    from imageclf.errors import UserError
+    from stages import export as stage
+
+    honest = export.runner
+    monkeypatch.setattr(export, "runner", lambda fmt, path: (
+        (lambda x: honest(fmt, path)(x) + 0.01) if fmt == "onnx" else honest(fmt, path)))
+    with pytest.raises(UserError, match=r"^export: onnx \(max \|p difference\| 0\.01\) disagree"):
+        stage.main.__wrapped__()
+    facts = json.loads((work / "reports/export/metrics.json").read_text())
+    assert facts["tf_saved_model"]["max_abs_diff"] <= 1e-4 and facts["onnx"]["max_abs_diff"] > 0.009
+
+
+def predict(repo: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "stages.predict", *args], cwd=repo, capture_output=True, text=True,
+                          env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(repo), "HOME": str(repo.parent)})
+
+
+def test_predict_on_the_test_images_gives_evaluates_predictions(baseline):
+    repo, _, images = baseline
+    expected = pd.read_csv(repo / "reports/eval/m1/predictions.csv")
+    files = [str(images / path) for path in expected["path"]]
+    result = predict(repo, *files, "--model", "m1", "--top-k", "2")
+    assert result.returncode == 0, result.stderr
+    got = pd.read_csv(io.StringIO(result.stdout))
+    assert got["path"].tolist() == files
+    assert got["class_1"].tolist() == expected["predicted"].tolist()
+    assert got["prob_1"].to_numpy() == pytest.approx(expected["confidence"].to_numpy(), abs=2e-5)
+    assert (got["prob_1"] >= got["prob_2"]).all()
+
+
+def test_predict_lists_odd_files_and_refuses_bad_input_in_one_line(baseline, tmp_path):
+    repo, _, images = baseline
+    folder = tmp_path / "mixed"
+    shutil.copytree(images / "rose", folder / "rose")
+    (folder / "notes.txt").write_text("not a picture")
+    (folder / "broken.png").write_bytes(b"\x89PNG broken")
+    (folder / ".thumbs").mkdir()
+    (folder / ".thumbs/hidden.png").write_bytes(b"")
+    out = tmp_path / "predicted.csv"
+    result = predict(repo, str(folder), "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert len(pd.read_csv(out)) == 8 and "hidden.png" not in out.read_text()
+    assert f"skipped {folder / 'notes.txt'}: not an image file extension" in result.stderr
+    assert f"skipped {folder / 'broken.png'}: not a readable image" in result.stderr
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty/readme.md").write_text("")
+    for args, line in (((str(tmp_path / "empty"),), "a folder with no image files (1 other files"),
+                       ((str(tmp_path / "nowhere"),), "no such file or folder"),
+                       ((), "predict: no input"),
+                       ((str(folder), "--model", "m3"), "--model is 'm3', not a model params.yaml 'models:' lists"),
+                       ((str(folder / "broken.png"),), "no usable image among the 1 files")):
+        failed = predict(repo, *args)
+        assert failed.returncode == 2 and "Traceback" not in failed.stderr, failed.stderr
+        assert line in failed.stderr.strip().splitlines()[-1]
 
 
 def test_editing_transfer_code_or_features_reruns_no_from_scratch_model(baseline):
@@ -132,7 +222,7 @@ def test_two_runs_from_scratch_are_identical(baseline, tmp_path):
 def test_changing_one_model_reruns_exactly_its_stages(baseline):
     repo, _, _ = baseline
     exp = dvc(repo, "exp", "run", "-S", "train.m1.lr=0.01")
-    assert stages_run(exp.stdout) == ["train@m1", "evaluate@m1", "compare"]
+    assert stages_run(exp.stdout) == ["train@m1", "evaluate@m1", "compare", "export"]
     shown = json.loads(dvc(repo, "exp", "show", "--json").stdout)
     assert "0.01" in json.dumps(shown)
     diff = json.loads(dvc(repo, "metrics", "diff", "--json").stdout)
