@@ -53,6 +53,24 @@ def table(models: list[str], train_dir: Path, eval_dir: Path, detail_split: str,
     return pd.DataFrame(rows)
 
 
+def seed_spread(models: list[str], values: list[int], seeds_dir: Path, split: str) -> pd.DataFrame:
+    """Mean and sample standard deviation of each seeded model's runs (reports/seeds/<model>/seed-<value>/)."""
+    rows = []
+    for name in models:
+        runs = [(_read(seeds_dir / name / f"seed-{v}" / "metrics.json", f"seed@{name}-{v}")[split],
+                 _read(seeds_dir / name / f"seed-{v}" / "train" / "metrics.json", f"seed@{name}-{v}"))
+                for v in values]
+        row: dict[str, object] = {"model": name, "seeds": len(runs)}
+        for metric in ("accuracy", "balanced_accuracy", "macro_f1"):
+            scores = pd.Series([scored[metric] for scored, _ in runs])
+            row[f"{split}_{metric}_mean"], row[f"{split}_{metric}_std"] = scores.mean(), scores.std()
+        row["train_time_s_mean"] = pd.Series([trained["train_time_s"] for _, trained in runs]).mean()
+        rows.append(row)
+    columns = ["model", "seeds", *(f"{split}_{m}_{s}" for m in ("accuracy", "balanced_accuracy", "macro_f1")
+                                   for s in ("mean", "std")), "train_time_s_mean"]
+    return pd.DataFrame(rows, columns=columns)
+
+
 def curves(models: list[str], train_dir: Path) -> dict[str, dict[str, pd.DataFrame]]:
     """Per model, what dvclive logged per epoch: validation accuracy and loss, training seconds so far."""
     out = {}
@@ -121,29 +139,39 @@ def markdown_table(frame: pd.DataFrame) -> str:
 
 
 def write(models: list[str], root: Path, detail_split: str, alpha: float = 0.05,
-          target: float | None = None) -> pd.DataFrame:
-    """Write reports/compare/* and reports/report.{md,html}; return the comparison table."""
+          target: float | None = None, seeds: dict | None = None) -> pd.DataFrame:
+    """Write reports/compare/* and reports/report.{md,html}; return the comparison table.
+
+    seeds: params.yaml `seeds:`; the spread over the seeded runs of the models it names goes to seeds.csv, the
+    report and the score chart's whiskers.
+    """
     train_dir, eval_dir, out = root / "train", root / "eval", root / "compare"
     out.mkdir(parents=True, exist_ok=True)
     frame = table(models, train_dir, eval_dir, detail_split, target)
+    seeded = [name for name in models if seeds and name in (*seeds["scratch"], *seeds["transfer"])]
+    spread = seed_spread(seeded, seeds["values"] if seeds else [], root / "seeds", detail_split)
+    spread.to_csv(out / "seeds.csv", index=False)
     pairs = pairwise(models, eval_dir, detail_split, alpha)
     pairs.to_csv(out / "significance.csv", index=False)
     (out / "significance.md").write_text(markdown_table(pairs) + "\n")
     frame.to_csv(out / "comparison.csv", index=False)
     (out / "comparison.md").write_text(markdown_table(frame) + "\n")
     metric = {row.pop("model"): {k: v for k, v in row.items() if pd.notna(v)} for row in frame.to_dict("records")}
+    for row in spread.to_dict("records"):
+        metric[row.pop("model")]["seeds"] = {k: v for k, v in row.items() if pd.notna(v)}
     (out / "comparison.json").write_text(json.dumps(metric, indent=1) + "\n")
     plots.training_curves(curves(models, train_dir), out / "curves.png")
     plots.time_to_accuracy(curves(models, train_dir), out / "time_to_accuracy.png")
-    plots.score_bars(frame, f"{detail_split}_accuracy", f"{detail_split}_macro_f1", out / "scores.png")
-    sections = _report_sections(models, frame, pairs, root, detail_split, alpha)
+    plots.score_bars(frame, f"{detail_split}_accuracy", f"{detail_split}_macro_f1", out / "scores.png",
+                     spread.set_index("model") if len(spread) else None)
+    sections = _report_sections(models, frame, pairs, spread, root, detail_split, alpha)
     (root / "report.md").write_text(_markdown(sections, root))
     (root / "report.html").write_text(_html(sections))
     return frame
 
 
-def _report_sections(models: list[str], frame: pd.DataFrame, pairs: pd.DataFrame, root: Path, split: str,
-                     alpha: float) -> list[tuple]:
+def _report_sections(models: list[str], frame: pd.DataFrame, pairs: pd.DataFrame, spread: pd.DataFrame, root: Path,
+                     split: str, alpha: float) -> list[tuple]:
     """(kind, payload) blocks shared by the Markdown and the HTML report."""
     f1 = f"{split}_macro_f1"
     best = frame.sort_values(f1, ascending=False).iloc[0]
@@ -159,6 +187,11 @@ def _report_sections(models: list[str], frame: pd.DataFrame, pairs: pd.DataFrame
               "too."),
     ]
     blocks += [("p", verdict) for verdict in pairs["verdict"]] or [("p", "One model: nothing to compare.")]
+    if len(spread):
+        blocks += [("h2", "Training variance over seeds"),
+                   ("p", f"Each model below trained {spread['seeds'].iloc[0]} more times with other seeds "
+                         "(params.yaml seeds:); mean and sample standard deviation of those runs on "
+                         f"{split}. The score chart's whiskers are one standard deviation."), ("table", spread)]
     retrained = frame.loc[frame["trained_on"] != "train", "model"].tolist()
     if retrained:
         blocks.append(("p", f"Retrained on train+val (retrain_full_epochs): {', '.join(retrained)}. Their final "

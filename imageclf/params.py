@@ -283,6 +283,20 @@ SCHEMA["models"] = {  # one DVC stage group each: editing transfer code never re
 }
 
 
+def _seed_values(value: list) -> str | None:
+    if value and len(set(value)) == len(value) and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
+                                                       for v in value):
+        return None
+    return f"must be a list of distinct integers >= 0, got {value!r}"
+
+
+SCHEMA["seeds"] = {  # training variance: listed models train once more per seed value (stage groups seed*)
+    "scratch": Field((list,), check=_names),
+    "transfer": Field((list,), check=_names),
+    "values": Field((list,), check=_seed_values),
+}
+
+
 def model_names(models: dict) -> list[str]:
     """Every model dvc repro trains, from-scratch entries first."""
     return [*models["scratch"], *models["transfer"]]
@@ -310,6 +324,12 @@ def load(sections: tuple[str, ...], path: Path = PARAMS_FILE) -> dict[str, dict]
 
 
 def _cross_checks(params: dict[str, dict], where: str) -> None:
+    seeds, models = params.get("seeds"), params.get("models")
+    for group in ("scratch", "transfer") if seeds and models else ():
+        extra = [name for name in seeds[group] if name not in models[group]]
+        if extra:
+            raise UserError(f"{where}: seeds.{group} lists {', '.join(extra)}, not in models.{group}; seeded runs "
+                            f"repeat listed models: add {'it' if len(extra) == 1 else 'them'} to models.{group} first")
     data = params.get("data")
     if not data:
         return

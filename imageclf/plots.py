@@ -156,12 +156,16 @@ def time_to_accuracy(curves: dict[str, dict], out: Path) -> None:
     plt.close(fig)
 
 
-def score_bars(frame, accuracy: str, f1: str, out: Path) -> None:
-    """Grouped bars of accuracy and macro F1 per model."""
+def score_bars(frame, accuracy: str, f1: str, out: Path, spread=None) -> None:
+    """Grouped bars of accuracy and macro F1 per model; spread (indexed by model, with <metric>_std columns) adds
+    whiskers of one standard deviation over seeds."""
     x = np.arange(len(frame))
     fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(frame) + 2), 4))
-    ax.bar(x - 0.2, frame[accuracy], 0.4, label=accuracy.replace("_", " "))
-    ax.bar(x + 0.2, frame[f1], 0.4, label=f1.replace("_", " "))
+    for shift, metric in ((-0.2, accuracy), (0.2, f1)):
+        errors = None
+        if spread is not None:
+            errors = [spread[f"{metric}_std"].get(name, 0.0) for name in frame["model"]]
+        ax.bar(x + shift, frame[metric], 0.4, yerr=errors, capsize=3, label=metric.replace("_", " "))
     ax.set_xticks(x, frame["model"], rotation=30, ha="right", fontsize=8)
     low = float(min(frame[accuracy].min(), frame[f1].min()))
     ax.set_ylim(max(0.0, low - 0.05), 1.0)

@@ -10,16 +10,22 @@ from imageclf.errors import UserError, cli
 PREPARED = Path("data/prepared")
 
 
-@cli
-def main() -> None:
-    name = params.model_argument(sys.argv, "train")
-    p = params.load(("train_defaults", "train"))
+def train_entry(p: dict, name: str, model_dir: Path, live_dir: Path, seed: int | None = None) -> dict:
+    """Train the from-scratch entry `name` of the params `p` (with another seed when given); returns its summary."""
     from imageclf import config, training  # TensorFlow loads only once the params are known to be good
 
     cfg = config.model_config(p, name)
     if cfg["family"] == "transfer":
         raise UserError(f"params.yaml: '{name}' is a transfer entry; list it under models.transfer, not models.scratch")
-    report(training.train(cfg, PREPARED, Path("models") / name, Path("reports/train") / name), name)
+    cfg["seed"] = cfg["seed"] if seed is None else seed
+    return training.train(cfg, PREPARED, model_dir, live_dir)
+
+
+@cli
+def main() -> None:
+    name = params.model_argument(sys.argv, "train")
+    p = params.load(("train_defaults", "train"))
+    report(train_entry(p, name, Path("models") / name, Path("reports/train") / name), name)
 
 
 def report(summary: dict, name: str) -> None:

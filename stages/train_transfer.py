@@ -9,11 +9,12 @@ from imageclf.errors import UserError, cli
 from stages.train import PREPARED, report
 
 
-def train_entry(p: dict, name: str) -> dict:
-    """Train the transfer entry `name` of the params `p`; returns its summary metrics."""
+def train_entry(p: dict, name: str, model_dir: Path, live_dir: Path, seed: int | None = None) -> dict:
+    """Train the transfer entry `name` of the params `p` (with another seed when given); returns its summary."""
     from imageclf import config, features, training, transfer  # TensorFlow loads only once the params are good
 
     cfg = config.model_config(p, name)
+    cfg["seed"] = cfg["seed"] if seed is None else seed
     if cfg["family"] != "transfer":
         raise UserError(f"params.yaml: '{name}' is a {cfg['family']} entry; list it under models.scratch")
     hyper = config.hyperparameters(cfg)
@@ -22,13 +23,14 @@ def train_entry(p: dict, name: str) -> dict:
         return [training.Phase(*phase) for phase in transfer.phases(hyper, epochs)]
 
     inputs = features.inputs(cfg, hyper, PREPARED)
-    return training.train(cfg, PREPARED, Path("models") / name, Path("reports/train") / name, inputs, phases)
+    return training.train(cfg, PREPARED, model_dir, live_dir, inputs, phases)
 
 
 @cli
 def main() -> None:
     name = params.model_argument(sys.argv, "train_transfer")
-    report(train_entry(params.load(("train_defaults", "train", "features")), name), name)
+    p = params.load(("train_defaults", "train", "features"))
+    report(train_entry(p, name, Path("models") / name, Path("reports/train") / name), name)
 
 
 if __name__ == "__main__":

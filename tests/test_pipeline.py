@@ -16,7 +16,7 @@ import pytest
 import yaml
 from conftest import ROOT, base_params, make_folder_tree
 
-PROJECT_FILES = ("dvc.yaml", "stages", "imageclf", ".dvcignore")
+PROJECT_FILES = ("dvc.yaml", "stages", "imageclf", ".dvcignore", "reports/seeds/.gitkeep")
 
 
 def dvc(repo: Path, *args: str) -> subprocess.CompletedProcess:
@@ -35,6 +35,7 @@ def scratch_repo(tmp_path: Path, params: dict) -> Path:
         if src.is_dir():
             shutil.copytree(src, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
+            (repo / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(src, repo / name)
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     for cmd in (["init", "-q"], ["config", "user.email", "t@example.com"], ["config", "user.name", "t"]):
@@ -190,7 +191,8 @@ def test_editing_transfer_code_or_features_reruns_no_from_scratch_model(baseline
     original = lite0.read_text()
     try:
         lite0.write_text(original + "\n# an edit\n")
-        assert set(json.loads(dvc(repo, "status", "--json").stdout)) == {"features"}
+        # export loads whichever model wins, transfer ones included; no from-scratch train or evaluate re-runs
+        assert set(json.loads(dvc(repo, "status", "--json").stdout)) == {"features", "export"}
         lite0.write_text(original)
         params = yaml.safe_load((repo / "params.yaml").read_text())
         params["features"] = {"lite0": {"backbone": "efficientnet_lite0", "weights": "imagenet", "input_size": 32,
@@ -252,3 +254,20 @@ def test_queued_two_point_sweep_gives_both_experiments_metrics(baseline):
     swept = queued[queued[lr].astype(float).isin([0.002, 0.004])]
     assert sorted(swept[lr].astype(float)) == [0.002, 0.004]
     assert swept[accuracy].notna().all()
+
+
+def test_seeded_runs_report_the_spread_over_two_seeds(baseline):
+    repo, _, _ = baseline
+    exp = dvc(repo, "exp", "run", "-S", "seeds.scratch=[m1]", "-S", "seeds.values=[1,2]")
+    assert stages_run(exp.stdout) == ["seed@m1-1", "seed@m1-2", "compare"]  # the models themselves stay as they are
+    runs = [json.loads((repo / f"reports/seeds/m1/seed-{s}/metrics.json").read_text())["test"] for s in (1, 2)]
+    logs = [json.loads((repo / f"reports/seeds/m1/seed-{s}/train/metrics.json").read_text()) for s in (1, 2)]
+    assert logs[0]["eval"]["loss"] != logs[1]["eval"]["loss"]  # the seed reached the training
+    spread = pd.read_csv(repo / "reports/compare/seeds.csv")
+    assert spread["model"].tolist() == ["m1"] and spread["seeds"].tolist() == [2]
+    accuracies = pd.Series([r["accuracy"] for r in runs])
+    assert spread["test_accuracy_mean"][0] == pytest.approx(accuracies.mean())
+    assert spread["test_accuracy_std"][0] == pytest.approx(accuracies.std())
+    assert json.loads((repo / "reports/compare/comparison.json").read_text())["m1"]["seeds"]["seeds"] == 2
+    assert "## Training variance over seeds" in (repo / "reports/report.md").read_text()
+    assert not (repo / "data/seed_runs").exists() or not any((repo / "data/seed_runs").iterdir())

@@ -1,4 +1,4 @@
-"""Every dataset recipe of the README, read from the README itself, runs through `dvc repro` to the report on a small
+"""Every dataset recipe of the README, read from the README itself, runs through `dvc repro compare` to the report on a small
 generated fixture of that layout. Only the dataset location and the training budget are changed."""
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def repro(tmp_path: Path, params: dict, pythonpath: str = "") -> subprocess.Comp
     (repo / "data/downloads/.gitkeep").touch()
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "pipeline")
-    return subprocess.run([sys.executable, "-m", "dvc", "repro"], cwd=repo, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "dvc", "repro", "compare"], cwd=repo, capture_output=True, text=True,
                           env={"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": str(repo.parent),
                                "DVC_NO_ANALYTICS": "1", "PYTHONPATH": f"{repo}:{pythonpath}".rstrip(":")})
 

@@ -103,7 +103,7 @@ def lite0_project(tmp_path_factory):
 def train(project: Project, name: str) -> dict:
     from stages.train_transfer import train_entry
 
-    return train_entry(project.params, name)
+    return train_entry(project.params, name, Path("models") / name, Path("reports/train") / name)
 
 
 def test_features_stage_caches_each_split_and_keeps_an_unchanged_set(lite0_project, capsys):
