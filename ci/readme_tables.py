@@ -2,11 +2,13 @@
 
     .venv/bin/python ci/readme_tables.py
 
-families: `python -m imageclf.models` (the model registry); results: reports/compare/comparison.md (the pipeline).
+families: `python -m imageclf.models` (the model registry); results: reports/compare/comparison.md (the pipeline);
+export: reports/export/metrics.json (the export stage).
 """
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from pathlib import Path
@@ -18,7 +20,21 @@ def blocks() -> dict[str, str]:
     sys.path.insert(0, str(ROOT))
     from imageclf.models import listing
 
-    return {"families": listing(), "results": (ROOT / "reports/compare/comparison.md").read_text().strip()}
+    return {"families": listing(), "results": (ROOT / "reports/compare/comparison.md").read_text().strip(),
+            "export": export_table(json.loads((ROOT / "reports/export/metrics.json").read_text()))}
+
+
+def export_table(facts: dict) -> str:
+    """The export stage's metric as a Markdown table, one row per format."""
+    keys = ("file", "size_mb", "max_abs_diff", "top1_agreement", "latency_ms", "images_per_s")
+    lines = [f"Model `{facts['model']}`, {facts['images']} {facts['split']} images:", "",
+             "| format | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+    for fmt, row in facts.items():
+        if isinstance(row, dict):
+            cells = [row.get(k, "-") for k in keys]
+            lines.append(f"| {fmt} | " + " | ".join(f"{c:.2g}" if k == "max_abs_diff" and c != "-" else str(c)
+                                                     for k, c in zip(keys, cells, strict=True)) + " |")
+    return "\n".join(lines)
 
 
 def render(text: str) -> str:

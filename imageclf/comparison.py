@@ -19,7 +19,7 @@ def _read(path: Path, stage: str) -> dict:
     return json.loads(path.read_text())
 
 
-def _interval(scores: dict, metric: str) -> str | None:
+def interval(scores: dict, metric: str) -> str | None:
     low, high = scores.get(f"{metric}_ci95_low"), scores.get(f"{metric}_ci95_high")
     return None if low is None else f"[{low:.4f}, {high:.4f}]"
 
@@ -41,10 +41,10 @@ def table(models: list[str], train_dir: Path, eval_dir: Path, detail_split: str,
             row[f"{split}_loss"] = scored.get(split, {}).get("loss")
             row[f"{split}_accuracy"] = scored.get(split, {}).get("accuracy")
         detail = scored[detail_split]
-        row[f"{detail_split}_accuracy_ci95"] = _interval(detail, "accuracy")
+        row[f"{detail_split}_accuracy_ci95"] = interval(detail, "accuracy")
         row[f"{detail_split}_balanced_accuracy"] = detail.get("balanced_accuracy")
         row[f"{detail_split}_macro_f1"] = detail["macro_f1"]
-        row[f"{detail_split}_macro_f1_ci95"] = _interval(detail, "macro_f1")
+        row[f"{detail_split}_macro_f1_ci95"] = interval(detail, "macro_f1")
         row.update({k: trained.get(k) for k in ("best_epoch", "epochs_run", "train_time_s")})
         if target is not None:
             row[f"seconds_to_val_{target:g}"] = seconds_to(curves([name], train_dir)[name], target)
@@ -165,8 +165,8 @@ def write(models: list[str], root: Path, detail_split: str, alpha: float = 0.05,
     plots.score_bars(frame, f"{detail_split}_accuracy", f"{detail_split}_macro_f1", out / "scores.png",
                      spread.set_index("model") if len(spread) else None)
     sections = _report_sections(models, frame, pairs, spread, root, detail_split, alpha)
-    (root / "report.md").write_text(_markdown(sections, root))
-    (root / "report.html").write_text(_html(sections))
+    (root / "report.md").write_text(markdown_page(sections, root))
+    (root / "report.html").write_text(html_page(sections, "Model comparison"))
     return frame
 
 
@@ -215,7 +215,8 @@ def _report_sections(models: list[str], frame: pd.DataFrame, pairs: pd.DataFrame
     return blocks
 
 
-def _markdown(blocks: list[tuple], root: Path) -> str:
+def markdown_page(blocks: list[tuple], root: Path) -> str:
+    """Report blocks ((kind, payload): h1, h2, p, table, img) as Markdown; images linked relative to root."""
     out = []
     for kind, payload in blocks:
         if kind in ("h1", "h2"):
@@ -229,7 +230,8 @@ def _markdown(blocks: list[tuple], root: Path) -> str:
     return "\n\n".join(out) + "\n"
 
 
-def _html(blocks: list[tuple]) -> str:
+def html_page(blocks: list[tuple], title: str) -> str:
+    """Report blocks as one self-contained HTML page (images embedded)."""
     body = []
     for kind, payload in blocks:
         if kind in ("h1", "h2", "p"):
@@ -241,5 +243,5 @@ def _html(blocks: list[tuple]) -> str:
             body.append(f'<img alt="{html.escape(payload.stem)}" src="data:image/png;base64,{data}">')
     style = ("body{font-family:sans-serif;max-width:1200px;margin:auto}table{border-collapse:collapse;margin:1em 0}"
              "td,th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:right}img{max-width:100%}")
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>Model comparison</title>"
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n")

@@ -113,6 +113,24 @@ def heatmaps(rows: list[tuple[np.ndarray, np.ndarray, list[str]]], caption: str,
     plt.close(fig)
 
 
+def experiment_bars(frame, metric: str, out: Path) -> None:
+    """Grouped bars of one metric: experiments along x, one bar per model."""
+    table = frame.pivot(index="experiment", columns="model", values=metric)
+    x = np.arange(len(table))
+    width = 0.8 / max(len(table.columns), 1)
+    fig, ax = plt.subplots(figsize=(max(6, 0.9 * len(table) + 2), 4))
+    for i, model in enumerate(table.columns):
+        ax.bar(x - 0.4 + width * (i + 0.5), table[model], width, label=model)
+    ax.set_xticks(x, table.index, rotation=30, ha="right", fontsize=8)
+    ax.set_ylim(max(0.0, float(np.nanmin(table.to_numpy())) - 0.05), 1.0)
+    ax.set_ylabel(metric.replace("_", " "))
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+
+
 def note(text: str, out: Path) -> None:
     """A small figure that only says something (a chart that does not apply)."""
     fig, ax = plt.subplots(figsize=(6, 0.6))

@@ -93,11 +93,12 @@ def distribution() -> tf.distribute.Strategy:
     """MirroredStrategy with several GPUs, else the default strategy.
 
     Multi-worker training (TF_CONFIG) is refused: Keras 3's fit fails under MultiWorkerMirroredStrategy
-    (keras-team/keras#20585, open), so a run would crash after start-up instead of training.
+    (keras-team/keras#20585, open in Keras 3.15.1, the newest release), so a run would crash after start-up.
     """
     if os.environ.get("TF_CONFIG"):
         raise UserError("TF_CONFIG is set, but Keras 3 cannot fit() under MultiWorkerMirroredStrategy "
-                        "(keras-team/keras#20585); unset TF_CONFIG to train on this machine's devices")
+                        "(keras-team/keras#20585); unset TF_CONFIG to train on this machine's devices (several GPUs: "
+                        "MirroredStrategy), or spread a sweep over machines (README: Sweeps across machines)")
     if len(tf.config.list_physical_devices("GPU")) > 1:
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()

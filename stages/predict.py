@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from imageclf import params, selection
+from imageclf import params, prediction, selection
 from imageclf.errors import UserError, cli
 
 PROGRESS_FROM = 1000  # images: a progress bar on standard error from this many on
@@ -39,11 +39,11 @@ def main() -> None:
     args = arguments(sys.argv[1:])
     p = params.load(("data", "prepare", "models", "evaluate", "export"))
     name = selection.choose(args.model, params.model_names(p["models"]), p["export"]["metric"], "--model")
-    import imageclf.transfer  # noqa: F401  (registers the layers a transfer model.keras holds, for loading)
-    from imageclf import evaluation, prediction  # TensorFlow loads only once the arguments are known to be good
-
     files, skipped = prediction.find_images(args.paths)
     given = len(files) + len(skipped)
+    import imageclf.transfer  # noqa: F401  (registers the layers a transfer model.keras holds, for loading)
+    from imageclf import evaluation  # TensorFlow loads only once the arguments are known to be good
+
     model, info = evaluation.load_model(name, Path("models") / name)
     size = params.image_size(p["prepare"])
     shape = (*size, 1 if p["prepare"]["color"] == "grayscale" else 3)

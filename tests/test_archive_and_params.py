@@ -186,8 +186,9 @@ def write(tmp_path: Path, mutate) -> Path:
      r"'evaluate.domain_shift' needs class_map: a mapping"),
     (lambda p: p["check"].update(rules=[]), r"'check.rules' must list at least one rule"),
     (lambda p: p["models"].update(scratch=["lenet5", "lenet5"]), r"'models.scratch' must be a list of distinct"),
-    (lambda p: p["seeds"].update(scratch=["lenet5_ref"]), r"seeds.scratch lists lenet5_ref, not in models.scratch; "
-                                                           r"seeded runs repeat listed models: add it to models.scratch"),
+    (lambda p: p["seeds"].update(scratch=["lenet5_ref"]),
+     r"seeds.scratch lists lenet5_ref, not in models.scratch; seeded runs repeat listed models: add it to "
+     r"models.scratch"),
     (lambda p: p["seeds"].update(transfer=["cnn_bn"]), r"seeds.transfer lists cnn_bn, not in models.transfer"),
     (lambda p: p["seeds"].update(values=[1, 1]), r"'seeds.values' must be a list of distinct integers >= 0"),
     (lambda p: p["seeds"].update(values=[]), r"'seeds.values' must be a list of distinct integers"),

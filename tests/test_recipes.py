@@ -1,5 +1,5 @@
-"""Every dataset recipe of the README, read from the README itself, runs through `dvc repro compare` to the report on a small
-generated fixture of that layout. Only the dataset location and the training budget are changed."""
+"""Every dataset recipe of the README, read from the README itself, runs through `dvc repro compare` to the report on
+a small generated fixture of that layout. Only the dataset location and the training budget are changed."""
 
 from __future__ import annotations
 

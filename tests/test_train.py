@@ -169,7 +169,9 @@ def test_multi_worker_config_is_refused_with_a_clear_line(tmp_path, tiny_cache):
                      wait=False)
     out = proc.communicate(timeout=300)[0]
     assert proc.returncode == 2
-    assert out.strip().splitlines()[-1].startswith("error: TF_CONFIG is set, but Keras 3 cannot fit() under")
+    line = out.strip().splitlines()[-1]
+    assert line.startswith("error: TF_CONFIG is set, but Keras 3 cannot fit() under") and "keras#20585" in line
+    assert "MirroredStrategy), or spread a sweep over machines" in line  # what a user can do instead
 
 
 @pytest.mark.parametrize("gpu", [False, True])
