@@ -60,7 +60,8 @@ def _flat(tree: dict, prefix: str = "") -> dict[str, str]:
 
 def table(found: list[dict], split: str = "test") -> pd.DataFrame:
     """One row per experiment and model: the params that differ between the experiments, accuracy and macro F1 on
-    `split` with their 95% intervals, train seconds; `best` marks each model's highest accuracy."""
+    `split` with their 95% intervals, train seconds; `best` marks each model's highest accuracy ("best (tie)" where
+    several experiments share it)."""
     keys = sorted({k for run in found for k in run["params"]})
     differ = [k for k in keys if len({run["params"].get(k) for run in found}) > 1]
     rows = []
@@ -83,8 +84,11 @@ def table(found: list[dict], split: str = "test") -> pd.DataFrame:
         raise UserError(f"no experiment has {split} metrics in reports/eval/*/metrics.json; run some first "
                         "(dvc exp run), or pull them (--pull <git remote>)")
     frame = pd.DataFrame(rows).sort_values(["model", "experiment"], kind="stable").reset_index(drop=True)
-    frame["best"] = ""
-    frame.loc[frame.groupby("model")[f"{split}_accuracy"].idxmax(), "best"] = "best"  # ties: the first listed
+    accuracy = frame[f"{split}_accuracy"]
+    top = accuracy.eq(accuracy.groupby(frame["model"]).transform("max"))
+    tied = top.groupby(frame["model"]).transform("sum") > 1  # e.g. a model no experiment changed
+    frame["best"] = [("best (tie)" if tie else "best") if is_top else "" for is_top, tie in zip(top, tied,
+                                                                                                  strict=True)]
     return frame
 
 
@@ -96,8 +100,8 @@ def write(frame: pd.DataFrame, out: Path, split: str = "test") -> None:
     experiments = frame["experiment"].nunique()
     blocks = [("h1", "Experiments"),
               ("p", f"{experiments} experiments x {frame['model'].nunique()} models from `dvc exp show`; params "
-                    f"columns are those that differ between the experiments; best: each model's highest {split} "
-                    "accuracy (ties: the first listed)."),
+                    f"columns are those that differ between the experiments (-: not set, the default applies); best: "
+                    f"each model's highest {split} accuracy (best (tie): several experiments reach it)."),
               ("table", frame), ("img", out / "experiments.png")]
     (out / "experiments.md").write_text(comparison.markdown_page(blocks, out))
     (out / "experiments.html").write_text(comparison.html_page(blocks, "Experiments"))
