@@ -40,4 +40,4 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 test: dataset $(STAMP) lint
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest -q tests
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest -q --durations=10 tests

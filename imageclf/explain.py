@@ -82,14 +82,19 @@ def chosen_images(pairs: list[tuple[int, int]], y: np.ndarray, pred: np.ndarray,
 def panel(model: keras.Model, name: str, images: np.ndarray, y: np.ndarray, pred: np.ndarray,
           pairs: list[tuple[int, int]], classes: list[str], per_pair: int, out: Path) -> bool:
     """Write out: Grad-CAM of the gallery's images (uint8; pairs: confused (true, predicted) class indices) for the
-    class the model predicted; a note instead when the model has no convolutional feature map. Returns whether
-    Grad-CAM applied."""
+    class the model predicted; a note instead when the model has no convolutional feature map or there is no image to
+    show. Returns whether it drew heat maps."""
     explain = explainer(model)
     if explain is None:
         plots.note(f"Grad-CAM does not apply to {name}: it has no convolutional layer (an MLP).", out)
         return False
+    chosen = chosen_images(pairs, y, pred, per_pair, len(classes))
+    if not chosen:
+        plots.note(f"Grad-CAM of {name}: no image to show (no confused pair above evaluate.min_errors errors and no "
+                   "correct prediction).", out)
+        return False
     rows = []
-    for row in chosen_images(pairs, y, pred, per_pair, len(classes)):
+    for row in chosen:
         heat = gradcam(explain, images[row].astype(np.float32) / 255.0, pred[row])
         titles = [f"{classes[y[i]]}\n-> {classes[pred[i]]}" if y[i] != pred[i] else f"a real {classes[y[i]]}"
                   for i in row]

@@ -82,7 +82,8 @@ def render(name: str, cfg: dict, chosen_by: str, data: dict, prepare: dict, meta
 
 def _settings(cfg: dict) -> pd.DataFrame:
     settings = {**cfg["hyper"], **{k: v for k, v in cfg.items() if k not in ("name", "hyper")}}
-    return pd.DataFrame({"setting": list(settings), "value": [str(v) for v in settings.values()]})
+    values = [str(list(v)) if isinstance(v, tuple) else str(v) for v in settings.values()]  # defaults are tuples
+    return pd.DataFrame({"setting": list(settings), "value": values})
 
 
 def _metrics(detail: dict) -> pd.DataFrame:

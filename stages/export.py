@@ -55,8 +55,10 @@ def main() -> None:
         print(f"export {name} {fmt}: {formats[fmt]}")
     scores = json.loads((selection.EVAL_DIR / name / "metrics.json").read_text())
     pairs = pd.read_csv(selection.EVAL_DIR / name / "confused_pairs.csv")
-    card = model_card.render(name, config.model_config(p, name), chosen_by, p["data"], p["prepare"], meta, scores,
-                             split, pairs, formats, cfg["tolerance"], model_card.provenance(name))
+    entry = config.model_config(p, name)
+    entry["hyper"] = config.hyperparameters(entry)  # the family's defaults too: the card lists every setting
+    card = model_card.render(name, entry, chosen_by, p["data"], p["prepare"], meta, scores, split, pairs, formats,
+                             cfg["tolerance"], model_card.provenance(name))
     (OUT / "classes.txt").write_text("\n".join(meta["classes"]) + "\n")
     (OUT / "model_card.md").write_text(card)
     REPORTS.mkdir(parents=True, exist_ok=True)

@@ -195,7 +195,8 @@ def test_the_score_chart_shows_accuracy_and_macro_f1_of_the_same_split(trained, 
         evaluation.evaluate(name, trained.path / "models" / name, trained.path / "data/prepared", root / "eval" / name,
                             params)
     drawn = []
-    monkeypatch.setattr(plots, "score_bars", lambda frame, acc, f1, out: drawn.append((acc, f1, frame[f1].tolist())))
+    monkeypatch.setattr(plots, "score_bars",
+                        lambda frame, acc, f1, out, spread: drawn.append((acc, f1, frame[f1].tolist())))
     frame = comparison.write(["tiny_lenet", "tiny_mlp"], root, "val")
     assert drawn == [("val_accuracy", "val_macro_f1", frame["val_macro_f1"].tolist())]
     scored = [json.loads((root / "eval" / n / "metrics.json").read_text())["val"]["macro_f1"] for n in frame["model"]]

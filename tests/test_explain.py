@@ -68,3 +68,12 @@ def test_the_panel_shows_the_gallerys_mistakes_then_correct_images():
     pred = np.array([1, 1, 0, 1, 0, 2, 1])
     rows = explain.chosen_images([(0, 1), (2, 1)], y, pred, per_pair=4, n_classes=3)
     assert [list(r) for r in rows] == [[0, 1], [6], [2, 3, 5]]
+
+
+def test_nothing_to_show_is_a_note_not_a_crash(tmp_path):
+    model = two_blob_model()
+    images = np.zeros((3, 8, 8, 2), np.uint8)
+    y, pred = np.array([0, 0, 1]), np.array([1, 1, 0])  # every prediction wrong, no pair listed
+    assert explain.chosen_images([], y, pred, per_pair=4, n_classes=2) == []
+    assert not explain.panel(model, "m", images, y, pred, [], ["a", "b"], 4, tmp_path / "gradcam.png")
+    assert (tmp_path / "gradcam.png").stat().st_size > 0

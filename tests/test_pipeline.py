@@ -118,6 +118,7 @@ def test_export_writes_every_format_checked_against_keras_with_a_model_card(base
     assert "0. daisy\n1. rose" in card and "train 8, val 4, test 4" in card
     assert "uint8 array [batch, 12, 12, 1] with values 0-255" in card and "8-bit grayscale" in card
     assert "stretched to 12x12" in card
+    assert "| activation | relu |" in card and "| l2 | 0.0 |" in card  # family defaults the entry does not set
 
 
 def test_a_format_that_disagrees_with_keras_fails_the_export_naming_it(baseline, tmp_path, monkeypatch):

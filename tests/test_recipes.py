@@ -17,7 +17,7 @@ from conftest import ROOT, base_params, make_csv_tree, make_folder_tree, make_le
 from test_pipeline import git, scratch_repo, stages_run
 
 FMNIST = Path("/usr/share/datasets/fashion-mnist")
-ALL_STAGES = ["download", "split", "prepare", "features", "train@m1", "evaluate@m1", "compare"]
+ALL_STAGES = ["download", "split", "prepare", "train@m1", "evaluate@m1", "compare"]  # no transfer model: no features
 
 
 def readme_recipes() -> dict[str, dict]:
