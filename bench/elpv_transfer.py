@@ -23,7 +23,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRATCH, TRANSFER = ["lenet5", "cnn_small"], ["efficientnet_lite0"]
-MODELS = SCRATCH + TRANSFER
+# 200 >= the backbone's 141 layers: every layer is fine-tuned
 FINETUNE = {"family": "transfer", "backbone": "efficientnet_lite0", "weights": "imagenet", "mode": "finetune",
             "input_size": 128, "finetune_top_n": 200, "head_epochs": 2, "finetune_lr_factor": 0.1, "dense": [],
             "dropout": 0.2, "batch_size": 32, "epochs": 25, "patience": 8, "augment": 2}
@@ -63,6 +63,7 @@ def main() -> None:
         epochs = f"{tr['best_epoch']}/{tr['epochs_run']}"
         print(f"{m:28s} {ev['accuracy']:9.4f} {ev['balanced_accuracy']:9.4f} {ev['macro_f1']:9.4f} {epochs:>9s} "
               f"{tr['train_time_s']:8.1f}")
+
 
 if __name__ == "__main__":
     main()
