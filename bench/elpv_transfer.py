@@ -4,7 +4,8 @@
 
 Runs the pipeline's own stages (download, split, prepare, features, train, evaluate) in a scratch directory with
 this repository's params.yaml, switched to the elpv source (70/15/15 stratified split, grayscale at --size px),
-and prints each model's test accuracy, balanced accuracy and macro F1 from the evaluate stage's metrics.
+and prints each model's test accuracy, balanced accuracy and macro F1 from the evaluate stage's metrics; it also
+writes them to bench/results/elpv_<size>px.json (elpv_finetune.json), the source of the README's elpv table.
 --finetune instead trains one fine-tuned Lite0 entry (FINETUNE: every backbone layer, augmentation level 2,
 128 px inside the model from 224 px images; about 25 minutes on 2 cores).
 """
@@ -22,6 +23,7 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench/results"
 SCRATCH, TRANSFER = ["lenet5", "cnn_small"], ["efficientnet_lite0"]
 # 200 >= the backbone's 141 layers: every layer is fine-tuned
 FINETUNE = {"family": "transfer", "backbone": "efficientnet_lite0", "weights": "imagenet", "mode": "finetune",
@@ -50,19 +52,36 @@ def main() -> None:
     steps = [["download"], ["split"], ["prepare"]] + ([] if args.finetune else [["features"]])
     steps += [[stage, m] for m in scratch for stage in ("train", "evaluate")]
     steps += [[stage, m] for m in transfer for stage in ("train_transfer", "evaluate_transfer")]
+    seconds = {}
     for step in steps:
         start = time.perf_counter()
         subprocess.run([sys.executable, "-m", f"stages.{step[0]}", *step[1:]], cwd=args.work, env=env, check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        print(f"{' '.join(step):28s} {time.perf_counter() - start:6.1f} s", flush=True)
+        label = " ".join(step)
+        seconds[label] = round(time.perf_counter() - start, 1)
+        print(f"{label:28s} {seconds[label]:6.1f} s", flush=True)
+    rows = results(args.work, scratch + transfer)
+    RESULTS.mkdir(exist_ok=True)
+    name = "finetune" if args.finetune else f"{size}px"
+    report = {"size": size, "models": rows, "stage_seconds": seconds}
+    (RESULTS / f"elpv_{name}.json").write_text(json.dumps(report, indent=2) + "\n")
     print(f"\nelpv, {size} px grayscale, test split:")
     print(f"{'model':28s} {'accuracy':>9s} {'balanced':>9s} {'macro F1':>9s} {'best/run':>9s} {'train s':>8s}")
-    for m in scratch + transfer:
-        ev = json.loads((args.work / f"reports/eval/{m}/metrics.json").read_text())["test"]
-        tr = json.loads((args.work / f"reports/train/{m}/metrics.json").read_text())
-        epochs = f"{tr['best_epoch']}/{tr['epochs_run']}"
-        print(f"{m:28s} {ev['accuracy']:9.4f} {ev['balanced_accuracy']:9.4f} {ev['macro_f1']:9.4f} {epochs:>9s} "
-              f"{tr['train_time_s']:8.1f}")
+    for m, r in rows.items():
+        epochs = f"{r['best_epoch']}/{r['epochs_run']}"
+        print(f"{m:28s} {r['accuracy']:9.4f} {r['balanced_accuracy']:9.4f} {r['macro_f1']:9.4f} {epochs:>9s} "
+              f"{r['train_time_s']:8.1f}")
+
+
+def results(work: Path, models: list[str]) -> dict[str, dict]:
+    """Each model's test metrics and training facts, from the evaluate and train stages' metrics.json."""
+    rows = {}
+    for m in models:
+        ev = json.loads((work / f"reports/eval/{m}/metrics.json").read_text())["test"]
+        tr = json.loads((work / f"reports/train/{m}/metrics.json").read_text())
+        rows[m] = {**{k: ev[k] for k in ("accuracy", "balanced_accuracy", "macro_f1")},
+                   **{k: tr[k] for k in ("best_epoch", "epochs_run", "train_time_s")}}
+    return rows
 
 
 if __name__ == "__main__":

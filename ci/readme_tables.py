@@ -3,7 +3,7 @@
     .venv/bin/python ci/readme_tables.py
 
 families: `python -m imageclf.models` (the model registry); results: reports/compare/comparison.md (the pipeline);
-export: reports/export/metrics.json (the export stage).
+export: reports/export/metrics.json (the export stage); elpv: bench/results/elpv_*.json (bench/elpv_transfer.py).
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ def blocks() -> dict[str, str]:
     from imageclf.models import listing
 
     return {"families": listing(), "results": (ROOT / "reports/compare/comparison.md").read_text().strip(),
-            "export": export_table(json.loads((ROOT / "reports/export/metrics.json").read_text()))}
+            "export": export_table(json.loads((ROOT / "reports/export/metrics.json").read_text())),
+            "elpv": elpv_table(sorted(ROOT.glob("bench/results/elpv_*.json")))}
 
 
 def export_table(facts: dict) -> str:
@@ -34,6 +35,22 @@ def export_table(facts: dict) -> str:
             cells = [row.get(k, "-") for k in keys]
             lines.append(f"| {fmt} | " + " | ".join(f"{c:.2g}" if k == "max_abs_diff" and c != "-" else str(c)
                                                      for k, c in zip(keys, cells, strict=True)) + " |")
+    return "\n".join(lines)
+
+
+def elpv_table(files: list[Path]) -> str:
+    """bench/elpv_transfer.py's runs (one per image size, and --finetune) as one Markdown table."""
+    runs = sorted((json.loads(f.read_text()) for f in files), key=lambda run: run["size"])
+    lines = ["| px | model | test accuracy | balanced accuracy | macro F1 | best epoch / run | train time |",
+             "|---|---|---|---|---|---|---|"]
+    for run in runs:
+        seconds = run["stage_seconds"]
+        for name, r in run["models"].items():
+            cached = "features" in seconds and f"train_transfer {name}" in seconds  # a frozen head on features
+            features = f" (+ {seconds['features']:.0f} s features)" if cached else ""
+            lines.append(f"| {run['size']} | {name} | {r['accuracy']:.1%} | {r['balanced_accuracy']:.3f} | "
+                         f"{r['macro_f1']:.3f} | {r['best_epoch']} / {r['epochs_run']} | "
+                         f"{r['train_time_s']:.1f} s{features} |")
     return "\n".join(lines)
 
 
