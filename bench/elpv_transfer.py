@@ -23,7 +23,14 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from imageclf import comparison  # noqa: E402
+
 RESULTS = ROOT / "bench/results"
+# the compare table's columns (evaluate's test split, train's facts) -> this benchmark's result keys
+COLUMNS = {"test_accuracy": "accuracy", "test_balanced_accuracy": "balanced_accuracy", "test_macro_f1": "macro_f1",
+           "best_epoch": "best_epoch", "epochs_run": "epochs_run", "train_time_s": "train_time_s"}
 SCRATCH, TRANSFER = ["lenet5", "cnn_small"], ["efficientnet_lite0"]
 # 200 >= the backbone's 141 layers: every layer is fine-tuned
 FINETUNE = {"family": "transfer", "backbone": "efficientnet_lite0", "weights": "imagenet", "mode": "finetune",
@@ -74,14 +81,9 @@ def main() -> None:
 
 
 def results(work: Path, models: list[str]) -> dict[str, dict]:
-    """Each model's test metrics and training facts, from the evaluate and train stages' metrics.json."""
-    rows = {}
-    for m in models:
-        ev = json.loads((work / f"reports/eval/{m}/metrics.json").read_text())["test"]
-        tr = json.loads((work / f"reports/train/{m}/metrics.json").read_text())
-        rows[m] = {**{k: ev[k] for k in ("accuracy", "balanced_accuracy", "macro_f1")},
-                   **{k: tr[k] for k in ("best_epoch", "epochs_run", "train_time_s")}}
-    return rows
+    """Each model's test metrics and training facts, as the compare stage's table reads them."""
+    frame = comparison.table(models, work / "reports/train", work / "reports/eval", "test")
+    return frame.set_index("model")[list(COLUMNS)].rename(columns=COLUMNS).to_dict("index")
 
 
 if __name__ == "__main__":
