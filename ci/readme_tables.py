@@ -2,8 +2,9 @@
 
     .venv/bin/python ci/readme_tables.py
 
-families: `python -m imageclf.models` (the model registry); results: reports/compare/comparison.md (the pipeline);
-export: reports/export/metrics.json (the export stage); elpv: bench/results/elpv_*.json (bench/elpv_transfer.py).
+families: `python -m imageclf.models` (the model registry); augment: imageclf/augment.py's levels;
+results: reports/compare/comparison.md (the pipeline); export: reports/export/metrics.json (the export stage);
+elpv: bench/results/elpv_*.json (bench/elpv_transfer.py).
 """
 
 from __future__ import annotations
@@ -18,11 +19,22 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def blocks() -> dict[str, str]:
     sys.path.insert(0, str(ROOT))
+    from imageclf.augment import LEVELS, NAMES, SETTINGS
     from imageclf.models import listing
 
-    return {"families": listing(), "results": (ROOT / "reports/compare/comparison.md").read_text().strip(),
+    return {"families": listing(), "augment": augment_table(LEVELS, NAMES, SETTINGS),
+            "results": (ROOT / "reports/compare/comparison.md").read_text().strip(),
             "export": export_table(json.loads((ROOT / "reports/export/metrics.json").read_text())),
             "elpv": elpv_table(sorted(ROOT.glob("bench/results/elpv_*.json")))}
+
+
+def augment_table(levels: dict[int, dict], names: dict[int, str], settings: dict[str, str]) -> str:
+    """The augmentation levels as a Markdown table, one row per setting."""
+    lines = ["| | " + " | ".join(f"{lv} {names[lv]}" for lv in levels) + " |", "|---" * (len(levels) + 1) + "|"]
+    for key, label in settings.items():
+        cells = [levels[lv].get(key, "-") for lv in levels]
+        lines.append(f"| {label} | " + " | ".join("yes" if c is True else str(c) for c in cells) + " |")
+    return "\n".join(lines)
 
 
 def export_table(facts: dict) -> str:

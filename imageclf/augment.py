@@ -1,16 +1,24 @@
-"""Augmentation levels 0/1/2 as Keras preprocessing layers, for images already rescaled to [0, 1]."""
+"""Augmentation levels 0-3 as Keras preprocessing layers, for images already rescaled to [0, 1]."""
 
 from __future__ import annotations
 
 import keras
 
-# level -> settings; the table in README.md ("Augmentation levels") is this dict.
-LEVELS: dict[int, dict[str, float]] = {
+# level -> settings; the README's table ("Augmentation levels") is rendered from these three dicts.
+LEVELS: dict[int, dict[str, float | bool]] = {
     0: {},
     1: {"zoom": 0.1, "rotation_deg": 5},
     2: {"zoom": 0.1, "rotation_deg": 40, "hflip": 0.3, "vflip": 0.2, "width_shift": 0.2, "height_shift": 0.1,
         "contrast": 0.3},
+    # the 8 rotations and mirror images of a square, each equally likely: exact and lossless, for top-down images
+    # (solar cells, microscopy, satellite tiles) whose label does not depend on orientation
+    3: {"rot90": True, "hflip": 0.5},
 }
+NAMES = {0: "none", 1: "mid", 2: "high", 3: "dihedral"}
+SETTINGS = {"zoom": "zoom (fraction)", "rotation_deg": "rotation (deg)",
+            "rot90": "quarter turns (0-3 equally likely; 0 or 2 when not square)",
+            "hflip": "horizontal flip (prob)", "vflip": "vertical flip (prob)", "width_shift": "width shift (fraction)",
+            "height_shift": "height shift (fraction)", "contrast": "contrast (factor)"}
 
 
 class RandomFlipWithProbability(keras.layers.Layer):
@@ -33,6 +41,32 @@ class RandomFlipWithProbability(keras.layers.Layer):
         return {**super().get_config(), "axis": self.axis, "probability": self.probability, "seed": self.seed}
 
 
+class RandomRot90(keras.layers.Layer):
+    """Rotate each image by 0, 90, 180 or 270 degrees, equally likely; images that are not square keep their shape
+    and get 0 or 180 degrees only."""
+
+    def __init__(self, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.seed = seed
+        self.generator = keras.random.SeedGenerator(seed)
+
+    def call(self, images, training=True):
+        if not training:
+            return images
+        ops = keras.ops
+        square = images.shape[1] == images.shape[2]
+        turns = keras.random.randint((ops.shape(images)[0], 1, 1, 1), 0, 4 if square else 2, seed=self.generator)
+        half = ops.flip(ops.flip(images, axis=1), axis=2)
+        if not square:
+            return ops.where(turns == 1, half, images)
+        quarter = ops.flip(ops.transpose(images, (0, 2, 1, 3)), axis=1)  # counter-clockwise, as numpy.rot90
+        three = ops.flip(ops.transpose(images, (0, 2, 1, 3)), axis=2)
+        return ops.where(turns == 1, quarter, ops.where(turns == 2, half, ops.where(turns == 3, three, images)))
+
+    def get_config(self):
+        return {**super().get_config(), "seed": self.seed}
+
+
 def augmenter(level: int, seed: int) -> keras.Sequential | None:
     """The augmentation pipeline for a level (None for level 0); deterministic for a given seed."""
     if level not in LEVELS:
@@ -45,8 +79,12 @@ def augmenter(level: int, seed: int) -> keras.Sequential | None:
         layers.append(RandomFlipWithProbability("horizontal", cfg["hflip"], seed=seed + 1))
     if "vflip" in cfg:
         layers.append(RandomFlipWithProbability("vertical", cfg["vflip"], seed=seed + 2))
-    layers.append(keras.layers.RandomRotation(cfg["rotation_deg"] / 360.0, fill_mode="constant", seed=seed + 3))
-    layers.append(keras.layers.RandomZoom(cfg["zoom"], fill_mode="constant", seed=seed + 4))
+    if "rot90" in cfg:
+        layers.append(RandomRot90(seed=seed + 7))
+    if "rotation_deg" in cfg:
+        layers.append(keras.layers.RandomRotation(cfg["rotation_deg"] / 360.0, fill_mode="constant", seed=seed + 3))
+    if "zoom" in cfg:
+        layers.append(keras.layers.RandomZoom(cfg["zoom"], fill_mode="constant", seed=seed + 4))
     if "width_shift" in cfg:
         layers.append(keras.layers.RandomTranslation(cfg["height_shift"], cfg["width_shift"], fill_mode="constant",
                                                      seed=seed + 5))

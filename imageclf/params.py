@@ -166,7 +166,7 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "invert": Field((bool,)),
         "resize": Field((str,), choices=("stretch", "pad", "crop")),
         "offline_augment": Field((int,), minimum=0),
-        "offline_augment_level": Field((int,), choices=(1, 2)),
+        "offline_augment_level": Field((int,), choices=(1, 2, 3)),
         "shard_mb": Field(NUMBER, minimum=0.001),
         "workers": Field((int,), minimum=0),
         "seed": Field((int,)),
@@ -201,7 +201,8 @@ SCHEMA: dict[str, dict[str, Field]] = {
         "decay_start": Field((int,), minimum=0),
         "decay_rate": Field(NUMBER, minimum=0),
         "patience": Field((int,), minimum=1),
-        "augment": Field((int,), choices=(0, 1, 2)),
+        "monitor": Field((str,), choices=("val_loss", "val_accuracy")),  # what early stopping and the best epoch follow
+        "augment": Field((int,), choices=(0, 1, 2, 3)),
         "class_weight": Field((str,), choices=("none", "balanced")),
         "oversample": Field((bool,)),
         "retrain_full_epochs": Field((int,), minimum=0),

@@ -186,7 +186,7 @@ def train(cfg: dict, prepared: Path, model_dir: Path, live_dir: Path, inputs=Non
     print(f"train {cfg['name']}: devices {devices}; {type(strategy).__name__} with {strategy.num_replicas_in_sync} "
           f"replica(s), mixed precision {'on' if mixed else 'off'}, XLA {'on' if xla else 'off'}")
 
-    early = ResumableEarlyStopping(monitor="val_loss", patience=cfg["patience"], restore_best_weights=True)
+    early = ResumableEarlyStopping(monitor=cfg["monitor"], patience=cfg["patience"], restore_best_weights=True)
     ckpt = Checkpoints(model_dir / "checkpoints", fingerprint({**cfg, "inputs": inputs.part}, meta), early)
     state = ckpt.resume_state()
     steps = math.ceil(len(inputs.labels(("train",))) / cfg["batch_size"])
@@ -217,8 +217,9 @@ def train(cfg: dict, prepared: Path, model_dir: Path, live_dir: Path, inputs=Non
         if early.best_weights is not None:
             fitted.set_weights(early.best_weights)
         model = _finish(model, fitted, inputs)
-        summary = {"best_epoch": early.best_epoch + 1, "best_val_loss": float(early.best), "epochs_run": epochs_run,
-                   "train_time_s": round(ckpt.extra["train_time_s"], 2), **param_counts(model)}
+        summary = {"best_epoch": early.best_epoch + 1, f"best_{cfg['monitor']}": float(early.best),
+                   "epochs_run": epochs_run, "train_time_s": round(ckpt.extra["train_time_s"], 2),
+                   **param_counts(model)}
         if cfg["retrain_full_epochs"]:
             model = retrain_full(cfg, inputs, phases, shape, n_classes, xla, strategy)
         summary["retrained_on_train_val"] = bool(cfg["retrain_full_epochs"])

@@ -29,8 +29,9 @@ def main() -> None:
 
 
 def report(summary: dict, name: str) -> None:
+    best = next(k for k in summary if k in ("best_val_loss", "best_val_accuracy"))  # the entry's monitor
     print(f"train {name}: best epoch {summary['best_epoch']} of {summary['epochs_run']}, "
-          f"val loss {summary['best_val_loss']:.4f}, {summary['train_time_s']:.0f} s")
+          f"{best[5:].replace('_', ' ')} {summary[best]:.4f}, {summary['train_time_s']:.0f} s")
 
 
 if __name__ == "__main__":

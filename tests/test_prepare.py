@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 import numpy as np
 import pandas as pd
@@ -122,10 +123,40 @@ def test_loader_batches_shuffle_and_augment_deterministically(prepared):
     assert all(np.array_equal(a[1], b[1]) for a, b in zip(plain_a, plain_b, strict=True))
     train_labels = load_split(prepared_dir, "train")[1]
     assert sorted(np.concatenate([b[1] for b in plain_a]).tolist()) == sorted(train_labels.tolist())
-    aug_a, aug_b = epoch(augment=2), epoch(augment=2)
-    assert all(np.array_equal(a[0], b[0]) for a, b in zip(aug_a, aug_b, strict=True))
-    assert not all(np.array_equal(a[0], b[0]) for a, b in zip(aug_a, plain_a, strict=True))
-    assert min(b[0].min() for b in aug_a) >= 0.0 and max(b[0].max() for b in aug_a) <= 1.0
+    for level in (2, 3):
+        aug_a, aug_b = epoch(augment=level), epoch(augment=level)
+        assert all(np.array_equal(a[0], b[0]) for a, b in zip(aug_a, aug_b, strict=True))
+        assert not all(np.array_equal(a[0], b[0]) for a, b in zip(aug_a, plain_a, strict=True))
+        assert min(b[0].min() for b in aug_a) >= 0.0 and max(b[0].max() for b in aug_a) <= 1.0
+
+
+def test_dihedral_level_draws_every_rotation_and_mirror_of_a_square():
+    from imageclf.augment import augmenter
+
+    def drawn(image: np.ndarray) -> Counter:
+        batch = np.repeat(image[None, :, :, None], 400, axis=0).astype("float32")
+        out = np.asarray(augmenter(3, seed=0)(batch, training=True))
+        assert out.shape == batch.shape
+        return Counter(view[:, :, 0].tobytes() for view in out)
+
+    def views(image: np.ndarray, turns: tuple[int, ...]) -> set[bytes]:
+        rotated = [np.rot90(image, k) for k in turns]
+        return {np.ascontiguousarray(v, dtype="float32").tobytes() for r in rotated for v in (r, r[:, ::-1])}
+
+    square = np.arange(9).reshape(3, 3)  # distinct pixels: its 8 views all differ
+    counts = drawn(square)
+    assert set(counts) == views(square, (0, 1, 2, 3))
+    assert min(counts.values()) > 400 / 8 / 2  # each about equally likely
+    wide = np.arange(6).reshape(2, 3)  # a quarter turn would change its shape: half turns and mirrors only
+    assert set(drawn(wide)) == views(wide, (0, 2))
+
+
+def test_params_accept_exactly_the_augmentation_levels():
+    from imageclf.augment import LEVELS, NAMES
+    from imageclf.params import SCHEMA
+
+    assert SCHEMA["train_defaults"]["augment"].choices == tuple(LEVELS) == tuple(NAMES)
+    assert SCHEMA["prepare"]["offline_augment_level"].choices == tuple(LEVELS)[1:]  # level 0 would copy as is
 
 
 def test_empty_split_is_a_clear_error(project, tmp_path):

@@ -87,6 +87,20 @@ def test_train_writes_model_logs_and_is_deterministic(tmp_path, tiny_cache):
     assert all(np.array_equal(a, b) for a, b in zip(weights(first), weights(second), strict=True))
 
 
+@pytest.mark.parametrize("monitor, best", [("val_loss", np.argmin), ("val_accuracy", np.argmax)])
+def test_best_epoch_and_kept_weights_follow_the_monitor(tmp_path, tiny_cache, monitor, best):
+    work = make_project(tmp_path, tiny_cache, epochs=6, patience=6, monitor=monitor)
+    out = run_train(work).output
+    column = monitor.removeprefix("val_")
+    curve = [float(r.split("\t")[1]) for r in
+             (work / f"reports/train/tiny/plots/metrics/eval/{column}.tsv").read_text().splitlines()[1:]]
+    m = metrics(work)
+    assert m["best_epoch"] == best(curve) + 1 and m[f"best_{monitor}"] == pytest.approx(curve[best(curve)])
+    assert f"best epoch {m['best_epoch']} of 6, val {column} {curve[best(curve)]:.4f}" in out
+    best_epoch = keras.models.load_model(work / "models/tiny/checkpoints/best.keras").get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(weights(work), best_epoch, strict=True))
+
+
 def test_resume_after_kill_matches_an_uninterrupted_run(tmp_path, tiny_cache):
     straight = make_project(tmp_path / "straight", tiny_cache, epochs=8, patience=8)
     killed = make_project(tmp_path / "killed", tiny_cache, epochs=8, patience=8)
