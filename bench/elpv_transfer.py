@@ -7,7 +7,7 @@ this repository's params.yaml, switched to the elpv source (70/15/15 stratified 
 and prints each model's test accuracy, balanced accuracy and macro F1 from the evaluate stage's metrics; it also
 writes them to bench/results/elpv_<size>px.json (elpv_finetune.json), the source of the README's elpv table.
 --finetune instead trains params.yaml's entry efficientnet_lite0_elpv on 300 px images (Lite0's top blocks
-fine-tuned with dihedral augmentation, the epoch with the best validation accuracy kept; ~16 minutes on 2 cores).
+fine-tuned with dihedral augmentation, the epoch with the best validation accuracy kept; about 20 minutes on 2 cores).
 """
 
 from __future__ import annotations

@@ -59,8 +59,8 @@ class RandomRot90(keras.layers.Layer):
         half = ops.flip(ops.flip(images, axis=1), axis=2)
         if not square:
             return ops.where(turns == 1, half, images)
-        quarter = ops.flip(ops.transpose(images, (0, 2, 1, 3)), axis=1)  # counter-clockwise, as numpy.rot90
-        three = ops.flip(ops.transpose(images, (0, 2, 1, 3)), axis=2)
+        transposed = ops.transpose(images, (0, 2, 1, 3))
+        quarter, three = ops.flip(transposed, axis=1), ops.flip(transposed, axis=2)  # as numpy.rot90 k=1, k=3
         return ops.where(turns == 1, quarter, ops.where(turns == 2, half, ops.where(turns == 3, three, images)))
 
     def get_config(self):

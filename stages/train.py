@@ -29,7 +29,7 @@ def main() -> None:
 
 
 def report(summary: dict, name: str) -> None:
-    best = next(k for k in summary if k in ("best_val_loss", "best_val_accuracy"))  # the entry's monitor
+    best = next(f"best_{m}" for m in params.SCHEMA["train_defaults"]["monitor"].choices if f"best_{m}" in summary)
     print(f"train {name}: best epoch {summary['best_epoch']} of {summary['epochs_run']}, "
           f"{best[5:].replace('_', ' ')} {summary[best]:.4f}, {summary['train_time_s']:.0f} s")
 
