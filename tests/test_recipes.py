@@ -134,7 +134,7 @@ def test_elpv_layout_of_the_package(tmp_path):
         rows.append(f"images/cell{i:04d}.png {label / 3:.6f} {'mono' if i % 2 else 'poly'}")
     (package / "data/labels.csv").write_text("\n".join(rows) + "\n")
     params = recipe("elpv")
-    assert params["prepare"]["image_size"] == 128 and params["split"]["fractions"]["test"] == 0.1
+    assert params["prepare"]["image_size"] == 128 and params["split"]["fractions"]["test"] == 0.15
     assert_report(repro(tmp_path, params, pythonpath=str(tmp_path / "site")), tmp_path)
     assert "cell_type" in (tmp_path / "repo/data/raw/manifest.csv").read_text().splitlines()[0]
 
