@@ -33,6 +33,7 @@ COLUMNS = {"test_accuracy": "accuracy", "test_balanced_accuracy": "balanced_accu
            "best_epoch": "best_epoch", "epochs_run": "epochs_run", "train_time_s": "train_time_s"}
 SCRATCH, TRANSFER = ["lenet5", "cnn_small"], ["efficientnet_lite0"]
 FINETUNE = "efficientnet_lite0_elpv"  # params.yaml entry
+SPLIT = {"train": 0.7, "val": 0.15, "test": 0.15}  # stratified; the README's elpv recipe says the same (a test)
 
 
 def main() -> None:
@@ -45,7 +46,7 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["data"].update(source="elpv", path=".")
-    params["split"]["fractions"] = {"train": 0.7, "val": 0.15, "test": 0.15}
+    params["split"]["fractions"] = SPLIT
     params["prepare"].update(image_size=size, color="grayscale")
     scratch, transfer = ([], [FINETUNE]) if args.finetune else (SCRATCH, TRANSFER)
     params["models"] = {"scratch": scratch, "transfer": transfer}

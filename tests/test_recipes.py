@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import http.server
+import importlib.util
 import re
 import subprocess
 import sys
@@ -137,6 +138,15 @@ def test_elpv_layout_of_the_package(tmp_path):
     assert params["prepare"]["image_size"] == 128 and params["split"]["fractions"]["test"] == 0.15
     assert_report(repro(tmp_path, params, pythonpath=str(tmp_path / "site")), tmp_path)
     assert "cell_type" in (tmp_path / "repo/data/raw/manifest.csv").read_text().splitlines()[0]
+
+
+def test_elpv_recipe_splits_as_the_elpv_benchmark():
+    """The README's elpv recipe + its `dvc exp run` line reproduce the README's elpv table only on the split the
+    benchmark measured it on."""
+    spec = importlib.util.spec_from_file_location("elpv_transfer", ROOT / "bench/elpv_transfer.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert readme_recipes()["elpv"]["split"]["fractions"] == bench.SPLIT
 
 
 @pytest.mark.skipif(not FMNIST.is_dir(), reason="needs Debian's dataset-fashion-mnist (make test installs it)")
