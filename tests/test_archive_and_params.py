@@ -113,23 +113,28 @@ def _tar_with(member: tarfile.TarInfo, data: bytes = b"") -> bytes:
     return buf.getvalue()
 
 
+# Archives are built inside the test, never at collection: their headers carry the clock, and pytest-xdist workers
+# must collect identical test ids.
+UNSAFE_ARCHIVES = {
+    "dotdot.zip": lambda: _zip_with("../escape.txt"),
+    "absolute.zip": lambda: _zip_with("/etc/evil.txt"),
+    "dotdot.tgz": lambda: _tar_with(_tar_member("a/../../escape.txt", size=4), b"evil"),
+    "symlink.tgz": lambda: _tar_with(_tar_member("link", tarfile.SYMTYPE, "/etc/passwd")),
+    "hardlink.tgz": lambda: _tar_with(_tar_member("link", tarfile.LNKTYPE, "../../outside")),
+    "device.tgz": lambda: _tar_with(_tar_member("dev", tarfile.CHRTYPE)),
+}
+
+
 def _tar_member(name: str, kind: bytes = tarfile.REGTYPE, link: str = "", size: int = 0) -> tarfile.TarInfo:
     info = tarfile.TarInfo(name)
     info.type, info.linkname, info.size = kind, link, size
     return info
 
 
-@pytest.mark.parametrize(("name", "payload"), [
-    ("dotdot.zip", _zip_with("../escape.txt")),
-    ("absolute.zip", _zip_with("/etc/evil.txt")),
-    ("dotdot.tgz", _tar_with(_tar_member("a/../../escape.txt", size=4), b"evil")),
-    ("symlink.tgz", _tar_with(_tar_member("link", tarfile.SYMTYPE, "/etc/passwd"))),
-    ("hardlink.tgz", _tar_with(_tar_member("link", tarfile.LNKTYPE, "../../outside"))),
-    ("device.tgz", _tar_with(_tar_member("dev", tarfile.CHRTYPE))),
-])
-def test_unsafe_archives_are_refused(tmp_path, name, payload):
+@pytest.mark.parametrize("name", sorted(UNSAFE_ARCHIVES))
+def test_unsafe_archives_are_refused(tmp_path, name):
     packed = tmp_path / name
-    packed.write_bytes(payload)
+    packed.write_bytes(UNSAFE_ARCHIVES[name]())
     with pytest.raises(UserError, match=f"{name}: unsafe member"):
         archive.extract(packed, tmp_path / "out")
     assert not (tmp_path / "escape.txt").exists()
