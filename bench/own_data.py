@@ -1,0 +1,155 @@
+"""Benchmark: the default pipeline on datasets that are not the demo one, as a new user runs it (only `data:` set).
+
+    .venv/bin/python bench/own_data.py [--work /tmp/own-data] [--rev HEAD] [--out bench/results] [NAME ...]
+
+For each dataset (bench/datasets.py's generated trees, scikit-learn's digits, Fashion-MNIST subsets, elpv) it clones
+this repository at --rev into a work folder, sets params.yaml's `data:` keys and nothing else, commits, and runs
+`dvc repro` (every stage, export included). It then reads what the pipeline wrote: each default model's accuracy on
+the evaluate split with its 95% interval, whether that interval reaches chance (the larger of 1/classes and the
+majority-class share), the resolved image size, colour and training budgets, the report's diagnostics, and the run
+time; writes bench/results/own_data_<name>.json and prints one table. ci/readme_tables.py renders the docs table
+from those files. --tuned also runs, per dataset, the hand-tuned params recorded in TUNED (dvc exp run -S ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+from datasets import DATASETS, build  # noqa: E402
+
+FMNIST = "/usr/share/datasets/fashion-mnist"
+# name -> (description, data: keys); generated trees come from bench/datasets.py
+OTHER = {
+    "fmnist_500": ("Fashion-MNIST, 45 train images per class (~500 in all)",
+                   {"source": "fashion-mnist", "path": FMNIST, "max_per_class": 45}),
+    "fmnist_5000": ("Fashion-MNIST, 450 train images per class (~5,000 in all)",
+                    {"source": "fashion-mnist", "path": FMNIST, "max_per_class": 450}),
+    "elpv": ("elpv solar cells, 2,624 grey 300 px images, 4 imbalanced classes",
+             {"source": "elpv", "path": "data/downloads"}),
+}
+# Hand-tuned runs (dvc exp run -S ...) per dataset: the best we found by hand, to judge the defaults against.
+TUNED: dict[str, list[str]] = {}
+
+
+def data_block(name: str, work: Path) -> tuple[str, dict]:
+    if name in OTHER:
+        return OTHER[name]
+    return DATASETS[name][0], build(name, work / "datasets")
+
+
+def run(cmd: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+
+
+def prepare_repo(name: str, data: dict, work: Path, rev: str, env: dict) -> Path:
+    repo = work / "runs" / name
+    if repo.exists():
+        subprocess.run(["rm", "-rf", str(repo)], check=True)
+    repo.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(repo)], check=True)
+    subprocess.run(["git", "checkout", "-q", rev], cwd=repo, check=True)
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["data"].update(data)  # the only change a new user makes
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    for cmd in (["git", "add", "params.yaml"], ["git", "-c", "user.name=bench", "-c", "user.email=bench@localhost",
+                                                 "commit", "-qm", f"own data: {name}"]):
+        subprocess.run(cmd, cwd=repo, check=True, env=env)
+    return repo
+
+
+def chance(repo: Path, split: str) -> float:
+    counts = json.loads((repo / "reports/data/class_counts.json").read_text())[split]
+    total = sum(counts.values())
+    return max(max(counts.values()) / total, 1 / len(counts))
+
+
+def collect(repo: Path, split: str) -> dict:
+    """What the pipeline wrote: per model accuracy, interval, training facts; resolved data settings."""
+    table = json.loads((repo / "reports/compare/comparison.json").read_text())
+    floor = chance(repo, split)
+    models = {}
+    for model, row in table.items():
+        interval = row.get(f"{split}_accuracy_ci95")
+        low = float(interval.strip("[]").split(",")[0]) if interval else None
+        trained = json.loads((repo / "reports/train" / model / "metrics.json").read_text())
+        models[model] = {"accuracy": row[f"{split}_accuracy"], "ci95": interval,
+                         "at_chance": low is not None and low <= floor,
+                         "macro_f1": row.get(f"{split}_macro_f1"),
+                         "best_epoch": row.get("best_epoch"), "epochs_run": row.get("epochs_run"),
+                         "train_time_s": row.get("train_time_s"),
+                         "budget": trained.get("budget", {}), "diagnostics": row.get("diagnostics", "")}
+    prepared = repo / "reports/data/prepare.json"
+    resolved = json.loads(prepared.read_text()) if prepared.exists() else \
+        {"shape": json.loads((repo / "data/prepared/meta.json").read_text())["shape"]}
+    return {"chance": round(floor, 4), "resolved": resolved, "models": models}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("names", nargs="*", default=[*DATASETS, *OTHER])
+    parser.add_argument("--work", type=Path, default=Path("/tmp/own-data"))
+    parser.add_argument("--rev", default="HEAD", help="the commit of this repository to run")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench/results")
+    parser.add_argument("--tuned", action="store_true", help="also run the hand-tuned params of TUNED")
+    args = parser.parse_args()
+    rev = subprocess.run(["git", "rev-parse", "--short", args.rev], cwd=ROOT, capture_output=True, text=True,
+                         check=True).stdout.strip()
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1"}
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name in args.names:
+        what, data = data_block(name, args.work)
+        repo = prepare_repo(name, data, args.work, rev, env)
+        start = time.perf_counter()
+        done = run([sys.executable, "-m", "dvc", "repro"], repo, env)
+        seconds = round(time.perf_counter() - start, 1)
+        (args.work / f"{name}.log").write_text(done.stdout + done.stderr)
+        if done.returncode != 0:
+            print(f"{name}: dvc repro failed after {seconds} s; see {args.work / name}.log", flush=True)
+            result = {"dataset": name, "what": what, "rev": rev, "failed": done.stderr.strip().splitlines()[-1:]}
+        else:
+            split = yaml.safe_load((repo / "params.yaml").read_text())["evaluate"]["split"]
+            result = {"dataset": name, "what": what, "rev": rev, "data": data, "split": split,
+                      "seconds": seconds, **collect(repo, split)}
+            if args.tuned:
+                result["tuned"] = tuned(name, repo, split, env)
+        (args.out / f"own_data_{name}.json").write_text(json.dumps(result, indent=1) + "\n")
+        print(summary(result), flush=True)
+
+
+def tuned(name: str, repo: Path, split: str, env: dict) -> list[dict]:
+    """Each hand-tuned variant of TUNED[name] as a dvc experiment; its best model's accuracy."""
+    out = []
+    for overrides in TUNED.get(name, []):
+        cmd = [sys.executable, "-m", "dvc", "exp", "run", *[a for o in overrides.split() for a in ("-S", o)]]
+        done = run(cmd, repo, env)
+        if done.returncode != 0:
+            out.append({"params": overrides, "failed": done.stderr.strip().splitlines()[-1:]})
+            continue
+        models = collect(repo, split)["models"]
+        best = max(models, key=lambda m: models[m]["accuracy"])
+        out.append({"params": overrides, "model": best, "accuracy": models[best]["accuracy"],
+                    "ci95": models[best]["ci95"]})
+    return out
+
+
+def summary(result: dict) -> str:
+    if "models" not in result:
+        return f"{result['dataset']}: failed {result['failed']}"
+    cells = ", ".join(f"{m} {r['accuracy']:.3f}{' (chance)' if r['at_chance'] else ''}"
+                      for m, r in result["models"].items())
+    return f"{result['dataset']} ({result['seconds']:.0f} s, shape {result['resolved'].get('shape')}): {cells}"
+
+
+if __name__ == "__main__":
+    main()
