@@ -18,9 +18,10 @@ $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-$(STAMP): requirements.txt requirements-dev.txt | $(BIN)/activate
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml | $(BIN)/activate
 	$(BIN)/pip uninstall -q -y $(OTHER_TF) 2>/dev/null || true
 	$(BIN)/pip install -q -r requirements-dev.txt "$(TF)==$(TF_VERSION)"
+	$(BIN)/pip install -q --no-deps --no-build-isolation --config-settings editable_mode=compat -e .
 	rm -f $(VENV)/.installed-*
 	touch $@
 

@@ -5,7 +5,7 @@
 Runs the pipeline's own stages (download, split, prepare, features, train, evaluate) in a scratch directory with
 this repository's params.yaml, switched to the elpv source (70/15/15 stratified split, grayscale at --size px),
 and prints each model's test accuracy, balanced accuracy and macro F1 from the evaluate stage's metrics; it also
-writes them to bench/results/elpv_<size>px.json (elpv_finetune.json), the source of the README's elpv table.
+writes them to bench/results/elpv_<size>px.json (elpv_finetune.json), the source of docs/benchmarks.md's elpv table.
 --finetune instead trains params.yaml's entry efficientnet_lite0_elpv on 300 px images (Lite0's top blocks
 fine-tuned with dihedral augmentation, the epoch with the best validation accuracy kept; about 20 minutes on 2 cores).
 """
@@ -22,10 +22,9 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from imageclf.report import comparison
 
-from imageclf import comparison  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 RESULTS = ROOT / "bench/results"
 # the compare table's columns (evaluate's test split, train's facts) -> this benchmark's result keys
@@ -33,7 +32,7 @@ COLUMNS = {"test_accuracy": "accuracy", "test_balanced_accuracy": "balanced_accu
            "best_epoch": "best_epoch", "epochs_run": "epochs_run", "train_time_s": "train_time_s"}
 SCRATCH, TRANSFER = ["lenet5", "cnn_small"], ["efficientnet_lite0"]
 FINETUNE = "efficientnet_lite0_elpv"  # params.yaml entry
-SPLIT = {"train": 0.7, "val": 0.15, "test": 0.15}  # stratified; the README's elpv recipe says the same (a test)
+SPLIT = {"train": 0.7, "val": 0.15, "test": 0.15}  # stratified; docs/datasets.md's elpv recipe says the same (a test)
 
 
 def main() -> None:

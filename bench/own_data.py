@@ -7,7 +7,7 @@ this repository at --rev into a work folder, sets params.yaml's `data:` keys and
 `dvc repro` (every stage, export included). It then reads what the pipeline wrote: each default model's accuracy on
 the evaluate split with its 95% interval, whether that interval reaches chance (the larger of 1/classes and the
 majority-class share), the resolved image size, colour and training budgets, the report's diagnostics, and the run
-time; writes bench/results/own_data_<name>.json and prints one table. ci/readme_tables.py renders the docs table
+time; writes bench/results/own_data_<name>.json and prints one table. ci/doc_tables.py renders the docs table
 from those files. --tuned also runs, per dataset, the hand-tuned params recorded in TUNED (dvc exp run -S ...).
 """
 
@@ -22,11 +22,9 @@ import time
 from pathlib import Path
 
 import yaml
+from datasets import DATASETS, build
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "bench"))
-
-from datasets import DATASETS, build  # noqa: E402
 
 FMNIST = "/usr/share/datasets/fashion-mnist"
 # name -> (description, data: keys); generated trees come from bench/datasets.py
@@ -69,7 +67,8 @@ def prepare_repo(name: str, data: dict, work: Path, rev: str, env: dict) -> Path
 
 
 def chance(repo: Path, split: str) -> float:
-    counts = json.loads((repo / "reports/data/class_counts.json").read_text())[split]
+    counts = {c: n for c, n in json.loads((repo / "reports/data/class_counts.json").read_text())[split].items()
+              if c != "total"}
     total = sum(counts.values())
     return max(max(counts.values()) / total, 1 / len(counts))
 

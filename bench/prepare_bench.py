@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from imageclf.cache import prepare
+from imageclf.data import ingest, sources, splitting
 
-from imageclf import prepare, rawtree, sources, splitting  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 PREPARE = {"image_size": 128, "color": "grayscale", "invert": False, "resize": "stretch", "offline_augment": 0,
            "offline_augment_level": 1, "shard_mb": 256, "workers": 0, "seed": 0}
@@ -35,14 +35,14 @@ def build_raw(work: Path, copies: int) -> list[str]:
     col = sources.collect({"source": "elpv"})
     items = [sources.Item(f"c{k}/{i.path}", i.class_key, i.class_name, i.id, i.origin) for k in range(copies)
              for i in col.items]
-    rawtree.write(sources.Collection(items, [], {}, col.class_order), work / "raw", work / "reports", MAX_PIXELS, 1)
-    manifest = rawtree.read_manifest(work / "raw/manifest.csv")
+    ingest.write(sources.Collection(items, [], {}, col.class_order), work / "raw", work / "reports", MAX_PIXELS, 1)
+    manifest = ingest.read_manifest(work / "raw/manifest.csv")
     manifest["hash"] = manifest["path"]  # repeated copies are not leakage here
     result = splitting.split(manifest, {}, {"train": 0.8, "val": 0.1, "test": 0.1}, 0, None, False)
     (work / "split").mkdir()
     for name, frame in result.splits.items():
         frame.to_csv(work / "split" / f"{name}.csv", index=False)
-    (work / "split/classes.json").write_text(json.dumps({"classes": list(rawtree.read_manifest(
+    (work / "split/classes.json").write_text(json.dumps({"classes": list(ingest.read_manifest(
         work / "raw/manifest.csv").drop_duplicates("label").sort_values("label")["class_name"])}))
     return [str(i.origin) for i in col.items]
 

@@ -9,19 +9,17 @@ Needs the prepared Fashion-MNIST cache (dvc repro prepare). Prints images/s of b
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
+import keras
+
+from imageclf.cache import loader
+from imageclf.cache.shards import read_meta
+from imageclf.models.registry import REGISTRY
+from imageclf.train.fit import AUTO_STEPS_PER_EXECUTION
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import keras  # noqa: E402
-
-from imageclf import loader  # noqa: E402
-from imageclf.models import REGISTRY  # noqa: E402
-from imageclf.shards import read_meta  # noqa: E402
-from imageclf.training import AUTO_STEPS_PER_EXECUTION  # noqa: E402
 
 BATCH = 128
 

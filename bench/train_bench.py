@@ -9,19 +9,17 @@ number of steps, alternating twice; the best of each counts. Target: pipeline / 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
+import keras
+import numpy as np
+
+from imageclf.cache import loader
+from imageclf.cache.shards import load_split
+from imageclf.models.registry import REGISTRY
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-
-from imageclf import loader  # noqa: E402
-from imageclf.models import REGISTRY  # noqa: E402
-from imageclf.shards import load_split  # noqa: E402
 
 BATCH = 128
 

@@ -11,18 +11,16 @@ traces the graph). Target: cached / through-backbone >= 20x.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
+import keras
+import numpy as np
+
+from imageclf.cache.shards import load_split, read_meta
+from imageclf.models.registry import family
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-
-from imageclf.models import family  # noqa: E402
-from imageclf.shards import load_split, read_meta  # noqa: E402
 
 BATCH = 128
 

@@ -8,9 +8,11 @@ base=$(mktemp -d)/main
 git fetch --quiet origin main
 git worktree add --force --detach "$base" origin/main
 ln -sfn "$repo/.venv" "$base/.venv"
-(cd "$base" && bash "$repo/ci/small_run.sh" && "$repo/.venv/bin/python" -m stages.check --save "$repo/reports/baseline-main.json")
+# the baseline runs main's own stages; the metrics are read by this checkout's tool (PYTHONSAFEPATH: not main's copy)
+(cd "$base" && bash "$repo/ci/small_run.sh" \
+   && PYTHONSAFEPATH=1 "$repo/.venv/bin/python" -m imageclf.cli.check --save "$repo/reports/baseline-main.json")
 status=0
-.venv/bin/python -m stages.check --baseline reports/baseline-main.json || status=1
-.venv/bin/python -m stages.check --paired --baseline "$base" || status=1
+.venv/bin/python -m imageclf.cli.check --baseline reports/baseline-main.json || status=1
+.venv/bin/python -m imageclf.cli.check --paired --baseline "$base" || status=1
 git worktree remove --force "$base"
 exit $status

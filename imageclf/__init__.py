@@ -1,5 +1,5 @@
-"""imageclf: the library behind the DVC stages that train, evaluate and compare image classifiers."""
+"""imageclf: the library behind the DVC stages that train, evaluate and compare image classifiers.
 
-import os
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of stage logs
+The package tree follows the pipeline: core (params, errors, paths), data, cache, models, train, evaluate, report,
+deploy, and cli (the hand-run tools). Package __init__ files hold no code, so dvc.yaml deps stay exact.
+"""

@@ -1,30 +1,23 @@
 """evaluate: score one trained from-scratch model (`python -m stages.evaluate <name>`) on its held-out splits.
-Transfer models have their own stage (stages/evaluate_transfer.py), which loads their backbone layers."""
+Transfer models: stages/evaluate_transfer.py, which loads their backbone layers."""
 
 import sys
-from pathlib import Path
 
-from imageclf import params
-from imageclf.errors import cli
-
-PREPARED = Path("data/prepared")
-
-
-def run(stage: str) -> None:
-    name = params.model_argument(sys.argv, stage)
-    p = params.load(("data", "prepare", "evaluate"))
-    cfg = p["evaluate"]
-    from imageclf import evaluation  # TensorFlow loads only once the params are known to be good
-
-    results = evaluation.evaluate(name, Path("models") / name, PREPARED, Path("reports/eval") / name, p)
-    split = results[cfg["split"]]
-    print(f"evaluate {name}: {cfg['split']} accuracy {split['accuracy']:.4f}, macro F1 {split['macro_f1']:.4f}, "
-          f"{results['inference']['images_per_s']:.0f} images/s")
+from imageclf.cache import settings as prepare_settings
+from imageclf.core import params, paths
+from imageclf.core.errors import cli
+from imageclf.data import sources
+from imageclf.evaluate import settings
 
 
 @cli
 def main() -> None:
-    run("evaluate")
+    name = params.model_argument(sys.argv, "evaluate")
+    p = params.load({"data": sources.PARAMS, "prepare": prepare_settings.PARAMS, "evaluate": settings.PARAMS})
+    from imageclf.evaluate import scoring  # TensorFlow loads only once the params are known to be good
+
+    results = scoring.evaluate(name, paths.MODELS / name, paths.PREPARED, paths.EVAL_REPORTS / name, p)
+    print(scoring.summary_line(results, p["evaluate"]["split"], name))
 
 
 if __name__ == "__main__":

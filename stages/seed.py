@@ -1,43 +1,26 @@
-"""seed: train and evaluate one from-scratch model once more with another seed (`python -m stages.seed NAME SEED`),
-for params.yaml `seeds:`; compare reports the mean and spread over the seeds. Transfer models: stages/seed_transfer.py.
+"""seed: train and evaluate one from-scratch model once more with another seed
+(`python -m stages.seed NAME SEED`), for params.yaml `seeds:` (imageclf/train/seeded.py says what is kept)."""
 
-The run's reports go to reports/seeds/NAME/seed-SEED (train/ holds its dvclive log); its model is deleted once it is
-scored: the seeded runs measure training variance, the model to use is the entry's own.
-"""
-
-import shutil
 import sys
-from collections.abc import Callable
-from pathlib import Path
 
-from imageclf import params
-from imageclf.errors import UserError, cli
-from stages import train
-
-RUNS = Path("data/seed_runs")  # the models while they train (resumable), removed once scored
-REPORTS = Path("reports/seeds")
-
-
-def run(stage: str, group: str, train_entry: Callable[..., dict]) -> None:
-    if len(sys.argv) != 3 or not sys.argv[2].isdigit():
-        raise UserError(f"usage: python -m stages.{stage} <name listed in params.yaml seeds.{group}> <seed>")
-    name, seed = sys.argv[1], int(sys.argv[2])
-    p = params.load(("data", "prepare", "evaluate", "train_defaults", "train", "features", "models", "seeds"))
-    if name not in p["seeds"][group] or seed not in p["seeds"]["values"]:
-        raise UserError(f"params.yaml: {name} with seed {seed} is not a seeded run of seeds.{group} and seeds.values")
-    work, out = RUNS / f"{name}-{seed}", REPORTS / name / f"seed-{seed}"
-    summary = train_entry(p, name, work, out / "train", seed)
-    from imageclf import evaluation  # TensorFlow is loaded by now
-
-    results = evaluation.evaluate(name, work, train.PREPARED, out, p)
-    shutil.rmtree(work)
-    split = p["evaluate"]["split"]
-    print(f"seed {name} {seed}: best epoch {summary['best_epoch']}, {split} accuracy {results[split]['accuracy']:.4f}")
+from imageclf.cache import settings as prepare_settings
+from imageclf.core import params
+from imageclf.core.errors import UserError, cli
+from imageclf.data import sources
+from imageclf.evaluate import settings as evaluate_settings
+from imageclf.train import settings as train_settings
 
 
 @cli
 def main() -> None:
-    run("seed", "scratch", train.train_entry)
+    if len(sys.argv) != 3 or not sys.argv[2].isdigit():
+        raise UserError("usage: python -m stages.seed <name listed in params.yaml seeds.scratch> <seed>")
+    p = params.load({"data": sources.PARAMS, "prepare": prepare_settings.PARAMS, "evaluate": evaluate_settings.PARAMS,
+                     "train_defaults": train_settings.PARAMS, "train": None, "features": None,
+                     "models": params.MODELS, "seeds": params.SEEDS})
+    from imageclf.train import scratch, seeded  # TensorFlow loads only once the params are known to be good
+
+    print(seeded.run(p, "scratch", sys.argv[1], int(sys.argv[2]), scratch.train_entry))
 
 
 if __name__ == "__main__":

@@ -1,13 +1,26 @@
-"""seed_transfer: a seeded run of one transfer model (`python -m stages.seed_transfer NAME SEED`): see seed.py."""
+"""seed_transfer: train and evaluate one transfer model once more with another seed
+(`python -m stages.seed_transfer NAME SEED`), for params.yaml `seeds:` (imageclf/train/seeded.py says what is kept)."""
 
-from imageclf.errors import cli
-from stages import train_transfer
-from stages.seed import run
+import sys
+
+from imageclf.cache import settings as prepare_settings
+from imageclf.core import params
+from imageclf.core.errors import UserError, cli
+from imageclf.data import sources
+from imageclf.evaluate import settings as evaluate_settings
+from imageclf.train import settings as train_settings
 
 
 @cli
 def main() -> None:
-    run("seed_transfer", "transfer", train_transfer.train_entry)
+    if len(sys.argv) != 3 or not sys.argv[2].isdigit():
+        raise UserError("usage: python -m stages.seed_transfer <name listed in params.yaml seeds.transfer> <seed>")
+    p = params.load({"data": sources.PARAMS, "prepare": prepare_settings.PARAMS, "evaluate": evaluate_settings.PARAMS,
+                     "train_defaults": train_settings.PARAMS, "train": None, "features": None,
+                     "models": params.MODELS, "seeds": params.SEEDS})
+    from imageclf.train import seeded, transfer  # TensorFlow loads only once the params are known to be good
+
+    print(seeded.run(p, "transfer", sys.argv[1], int(sys.argv[2]), transfer.train_entry))
 
 
 if __name__ == "__main__":

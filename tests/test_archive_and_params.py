@@ -16,8 +16,12 @@ import pytest
 import yaml
 from conftest import ROOT, base_params, make_folder_tree
 
-from imageclf import archive, params
-from imageclf.errors import UserError
+from imageclf.cache import settings as prepare_settings
+from imageclf.core import params
+from imageclf.core.errors import UserError
+from imageclf.data import archive, sources, splitting
+from imageclf.evaluate import settings as evaluate_settings
+from imageclf.report import metric_gate
 
 
 class RangeHandler(http.server.BaseHTTPRequestHandler):
@@ -170,6 +174,11 @@ def write(tmp_path: Path, mutate) -> Path:
     return path
 
 
+SECTIONS = {"data": sources.PARAMS, "split": splitting.PARAMS, "prepare": prepare_settings.PARAMS,
+            "evaluate": evaluate_settings.PARAMS, "check": metric_gate.PARAMS, "models": params.MODELS,
+            "seeds": params.SEEDS}
+
+
 @pytest.mark.parametrize(("mutate", "message"), [
     (lambda p: p["data"].update(source="imagenet"), r"'data.source' must be one of fashion-mnist, .*got 'imagenet'"),
     (lambda p: p["data"].update(sourse="folder"), r"unknown key 'data.sourse' \(did you mean 'data.source'\?\)"),
@@ -200,7 +209,7 @@ def write(tmp_path: Path, mutate) -> Path:
 ])
 def test_bad_params_are_one_clear_line(tmp_path, mutate, message):
     with pytest.raises(UserError, match=message) as err:
-        params.load(("data", "split", "prepare", "evaluate", "check", "models", "seeds"), write(tmp_path, mutate))
+        params.load(SECTIONS, write(tmp_path, mutate))
     assert "\n" not in str(err.value)
 
 
@@ -208,7 +217,7 @@ def test_broken_yaml(tmp_path):
     path = tmp_path / "params.yaml"
     path.write_text("data:\n  source: [unclosed\n")
     with pytest.raises(UserError, match="not valid YAML at line"):
-        params.load(("data",), path)
+        params.load({"data": sources.PARAMS}, path)
 
 
 def test_stage_cli_prints_one_line_and_exits_2(tmp_path):

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from imageclf import regression
-from imageclf.errors import UserError
+from imageclf.core.errors import UserError
+from imageclf.report import metric_gate
 
 ROOT = Path(__file__).resolve().parents[1]
 ACC = {"files": "reports/eval/*/metrics.json", "metric": "test.accuracy", "direction": "higher", "tolerance": 0.01,
@@ -26,29 +26,29 @@ def test_rules_by_hand():
             {"train_time_s": 100.0}, "reports/eval/b/metrics.json": {"test.accuracy": 0.80}}
     now = {"reports/eval/a/metrics.json": {"test.accuracy": 0.895}, "reports/train/a/metrics.json":
            {"train_time_s": 151.0}, "reports/eval/c/metrics.json": {"test.accuracy": 0.99}}
-    rows = {(r.file, r.metric): r for r in regression.compare([ACC, TIME], base, now)}
+    rows = {(r.file, r.metric): r for r in metric_gate.compare([ACC, TIME], base, now)}
     assert rows[("reports/eval/a/metrics.json", "test.accuracy")].verdict == "ok"  # -0.005 within 0.01
     assert rows[("reports/train/a/metrics.json", "train_time_s")].verdict == "REGRESSION"  # +51% > 50%
     assert rows[("reports/eval/b/metrics.json", "test.accuracy")].verdict == "FAIL: missing in current"
     assert rows[("reports/eval/c/metrics.json", "test.accuracy")].verdict == "FAIL: missing in baseline"
     assert rows[("reports/eval/a/metrics.json", "test.accuracy")].change == pytest.approx(-0.005)
-    edge = regression.compare([ACC], {"x/eval/a": {}}, {"reports/eval/a/metrics.json": {"test.accuracy": 0.79}})
+    edge = metric_gate.compare([ACC], {"x/eval/a": {}}, {"reports/eval/a/metrics.json": {"test.accuracy": 0.79}})
     assert [r.verdict for r in edge] == ["FAIL: missing in baseline"]
-    table = regression.markdown(regression.compare([ACC], base, now))
+    table = metric_gate.markdown(metric_gate.compare([ACC], base, now))
     assert table.splitlines()[0] == "| file | metric | baseline | current | change | allowed | verdict |"
     with pytest.raises(UserError, match=r"'check.rules\[0\].direction' must be one of higher, lower"):
-        regression.compare([{**ACC, "direction": "up"}], base, now)
+        metric_gate.compare([{**ACC, "direction": "up"}], base, now)
 
 
 def test_timings_are_reported_but_never_gated():
     base = {"reports/train/a/metrics.json": {"train_time_s": 100.0}}
     now = {"reports/train/a/metrics.json": {"train_time_s": 400.0}}
-    rows = regression.compare([], base, now, [REPORTED])
-    assert [(r.metric, r.change, r.verdict) for r in rows] == [("train_time_s", 300.0, regression.NOT_GATED)]
+    rows = metric_gate.compare([], base, now, [REPORTED])
+    assert [(r.metric, r.change, r.verdict) for r in rows] == [("train_time_s", 300.0, metric_gate.NOT_GATED)]
 
 
 def run(repo: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "stages.check", *args], cwd=repo, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "imageclf.cli.check", *args], cwd=repo, capture_output=True, text=True,
                           env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HOME": str(repo)})
 
 

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from conftest import make_csv_tree, make_fashion_idx, make_folder_tree, make_lego_tree, pattern_image
 
-from imageclf import fashion_mnist, sources
-from imageclf.errors import UserError
+from imageclf.core.errors import UserError
+from imageclf.data import fashion_mnist, sources
 
 
 def read_outputs(project) -> tuple[pd.DataFrame, pd.DataFrame, dict]:

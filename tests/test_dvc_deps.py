@@ -1,45 +1,20 @@
 """dvc.yaml names exactly the project modules each stage imports, so DVC re-runs a stage when (and only when) code
-it runs changed."""
+it runs changed; ci/dvc_deps.py writes them."""
 
 from __future__ import annotations
 
 import ast
-import re
-from pathlib import Path
+import importlib.util
 
-import pytest
 import yaml
 from conftest import ROOT
 
-PACKAGES = ("imageclf", "stages")
 
-
-def project_imports(path: Path) -> set[Path]:
-    """Project modules a file imports anywhere in it (function-level imports included)."""
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
-        else:
-            continue
-        for name in names:
-            parts = name.split(".")
-            if parts[0] in PACKAGES and len(parts) > 1 and (ROOT / parts[0] / f"{parts[1]}.py").is_file():
-                found.add(ROOT / parts[0] / f"{parts[1]}.py")
-    return found
-
-
-def closure(module: Path) -> set[str]:
-    seen: set[Path] = set()
-    todo = [module]
-    while todo:
-        path = todo.pop()
-        if path not in seen:
-            seen.add(path)
-            todo.extend(project_imports(path))
-    return {p.relative_to(ROOT).as_posix() for p in seen}
+def _generator():
+    spec = importlib.util.spec_from_file_location("dvc_deps", ROOT / "ci/dvc_deps.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def stage_groups() -> dict[str, dict]:
@@ -47,25 +22,50 @@ def stage_groups() -> dict[str, dict]:
     return {name: stage.get("do", stage) for name, stage in stages.items()}
 
 
-@pytest.mark.parametrize("name", list(stage_groups()))
-def test_stage_deps_are_exactly_the_code_it_imports(name):
-    stage = stage_groups()[name]
-    module = re.match(r"python -m stages\.(\w+)", stage["cmd"]).group(1)
-    imported = closure(ROOT / "stages" / f"{module}.py")
-    listed = {d for d in stage["deps"] if isinstance(d, str) and d.endswith(".py")}
-    assert not imported - listed, f"dvc.yaml stage '{name}' misses deps {sorted(imported - listed)}"
-    assert not listed - imported, f"dvc.yaml stage '{name}' lists code it never imports: {sorted(listed - imported)}"
+def test_dvc_yaml_code_deps_are_the_import_closure_of_each_stage():
+    text = (ROOT / "dvc.yaml").read_text()
+    assert _generator().render(text) == text, "dvc.yaml deps are stale: run .venv/bin/python ci/dvc_deps.py"
+
+
+def test_the_closure_follows_nested_packages_and_function_level_imports(tmp_path):
+    deps = _generator()
+    pkg = tmp_path / "imageclf" / "sub"
+    pkg.mkdir(parents=True)
+    (tmp_path / "imageclf" / "__init__.py").write_text("")
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("from imageclf.sub import b\n")
+    (pkg / "b.py").write_text("def f():\n    from imageclf.sub.c import g\n")
+    (pkg / "c.py").write_text("g = 1\n")
+    (tmp_path / "stages").mkdir()
+    (tmp_path / "stages" / "s.py").write_text("import imageclf.sub.a\n")
+    assert deps.closure(tmp_path / "stages" / "s.py", tmp_path) == [
+        "imageclf/sub/a.py", "imageclf/sub/b.py", "imageclf/sub/c.py", "stages/s.py"]
+
+
+def test_package_init_files_hold_no_code():
+    # the closure leaves __init__.py files out: they must not import anything (deps stay narrow and complete)
+    for init in (ROOT / "imageclf").rglob("__init__.py"):
+        body = [node for node in ast.parse(init.read_text()).body
+                if not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant))]
+        assert not body, f"{init.relative_to(ROOT)} holds code"
 
 
 def test_from_scratch_stages_never_read_transfer_code():
     for name in ("train", "evaluate"):
         stage = stage_groups()[name]
-        assert not {"imageclf/transfer.py", "imageclf/efficientnet_lite.py", "imageclf/features.py"} & set(
-            stage["deps"]), name
+        assert not {"imageclf/models/transfer.py", "imageclf/models/efficientnet_lite.py",
+                    "imageclf/models/features.py"} & set(stage["deps"]), name
         assert "data/features" not in stage["deps"] and "features" not in stage["params"]
 
 
-def test_the_closure_sees_function_level_imports(tmp_path):
-    # stages import TensorFlow-heavy modules inside main(): those count as deps too
-    assert "imageclf/training.py" in closure(ROOT / "stages" / "train.py")
-    assert "imageclf/transfer.py" in closure(ROOT / "stages" / "evaluate_transfer.py")
+def test_transfer_stages_never_read_the_from_scratch_families():
+    for name in ("train_transfer", "evaluate_transfer"):
+        assert "imageclf/models/scratch.py" not in stage_groups()[name]["deps"], name
+
+
+def test_no_stage_imports_another_stage():
+    for path in (ROOT / "stages").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            module = node.module if isinstance(node, ast.ImportFrom) else None
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [module or ""]
+            assert not any(n == "stages" or n.startswith("stages.") for n in names), f"{path.name} imports a stage"

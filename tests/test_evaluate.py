@@ -13,8 +13,8 @@ import pytest
 import yaml
 from conftest import ROOT, make_folder_tree, module_project
 
-from imageclf import metrics
-from imageclf.errors import UserError
+from imageclf.core.errors import UserError
+from imageclf.evaluate import metrics
 
 
 def test_split_metrics_by_hand():
@@ -147,24 +147,25 @@ def test_report_renders_every_section(trained):
 
 
 def test_class_list_mismatch_and_missing_model(trained, tmp_path):
-    from imageclf import evaluation
+    from imageclf.evaluate import scoring
 
     model_dir = tmp_path / "m"
     shutil.copytree(trained.path / "models/tiny_mlp", model_dir)
     (model_dir / "classes.json").write_text(json.dumps({"classes": ["cat", "dog", "fox"]}))
     with pytest.raises(UserError, match=r"trained on other classes than the data has \(missing \['eel'\], "
                                         r"extra \['fox'\]\)"):
-        evaluation.load_model("tiny_mlp", model_dir, ["cat", "dog", "eel"])
+        scoring.load_model("tiny_mlp", model_dir, ["cat", "dog", "eel"])
     with pytest.raises(UserError, match=r"ghost/model.keras not found; train the model first \(dvc repro\)"):
-        evaluation.load_model("ghost", tmp_path / "ghost", ["cat"])
+        scoring.load_model("ghost", tmp_path / "ghost", ["cat"])
     (model_dir / "classes.json").unlink()
     with pytest.raises(UserError, match=r"m/classes.json not found; train the model first \(dvc repro\)"):
-        evaluation.load_model("tiny_mlp", model_dir, ["cat", "dog", "eel"])
+        scoring.load_model("tiny_mlp", model_dir, ["cat", "dog", "eel"])
 
 
 def test_a_model_retrained_on_val_is_not_scored_on_val(trained, tmp_path, monkeypatch):
     """retrain_full_epochs: the final model saw the val images, so val metrics are left out and the table says so."""
-    from imageclf import comparison, evaluation
+    from imageclf.evaluate import scoring
+    from imageclf.report import comparison
 
     root = tmp_path / "reports"
     shutil.copytree(trained.path / "reports", root)
@@ -173,7 +174,7 @@ def test_a_model_retrained_on_val_is_not_scored_on_val(trained, tmp_path, monkey
     info = json.loads((model_dir / "classes.json").read_text())
     (model_dir / "classes.json").write_text(json.dumps({**info, "trained_on": ["train", "val"]}))
     params = yaml.safe_load((trained.path / "params.yaml").read_text())
-    m = evaluation.evaluate("tiny_mlp", model_dir, trained.path / "data/prepared", root / "eval/tiny_mlp", params)
+    m = scoring.evaluate("tiny_mlp", model_dir, trained.path / "data/prepared", root / "eval/tiny_mlp", params)
     assert set(m) == {"trained_on", "train", "test", "inference"} and m["trained_on"] == "train+val"
     frame = comparison.write(["tiny_lenet", "tiny_mlp"], root, "test").set_index("model")
     assert pd.isna(frame.loc["tiny_mlp", "val_accuracy"]) and pd.notna(frame.loc["tiny_lenet", "val_accuracy"])
@@ -181,18 +182,19 @@ def test_a_model_retrained_on_val_is_not_scored_on_val(trained, tmp_path, monkey
     assert "Retrained on train+val (retrain_full_epochs): tiny_mlp." in (root / "report.md").read_text()
     params["evaluate"]["split"] = "val"
     with pytest.raises(UserError, match=r"evaluate.split is 'val' but tiny_mlp was retrained on train\+val"):
-        evaluation.evaluate("tiny_mlp", model_dir, trained.path / "data/prepared", root / "eval/tiny_mlp", params)
+        scoring.evaluate("tiny_mlp", model_dir, trained.path / "data/prepared", root / "eval/tiny_mlp", params)
 
 
 def test_the_score_chart_shows_accuracy_and_macro_f1_of_the_same_split(trained, tmp_path, monkeypatch):
-    from imageclf import comparison, evaluation, plots
+    from imageclf.evaluate import scoring
+    from imageclf.report import comparison, plots
 
     root = tmp_path / "reports"
     shutil.copytree(trained.path / "reports", root)
     params = yaml.safe_load((trained.path / "params.yaml").read_text())
     params["evaluate"]["split"] = "val"
     for name in ("tiny_lenet", "tiny_mlp"):
-        evaluation.evaluate(name, trained.path / "models" / name, trained.path / "data/prepared", root / "eval" / name,
+        scoring.evaluate(name, trained.path / "models" / name, trained.path / "data/prepared", root / "eval" / name,
                             params)
     drawn = []
     monkeypatch.setattr(plots, "score_bars",
@@ -221,8 +223,9 @@ def test_empty_detail_split_is_a_clear_error(trained, tmp_path):
 
 
 def test_domain_shift_maps_classes_and_counts_the_dropped(trained, tmp_path, monkeypatch):
-    from imageclf import evaluation, images
-    from imageclf.params import image_size
+    from imageclf.cache.settings import image_size
+    from imageclf.data import images
+    from imageclf.evaluate import scoring
 
     other = make_folder_tree(tmp_path / "other", {"kitty": 6, "doggo": 6, "bird": 4})
     monkeypatch.chdir(trained.path)
@@ -230,12 +233,12 @@ def test_domain_shift_maps_classes_and_counts_the_dropped(trained, tmp_path, mon
     params["evaluate"]["domain_shift"] = {"data": {"source": "folder", "path": str(other)},
                                           "class_map": {"kitty": "cat", "doggo": "dog"}, "max_per_class": 5}
     out = tmp_path / "eval"
-    result = evaluation.evaluate("tiny_mlp", trained.path / "models/tiny_mlp", trained.path / "data/prepared", out,
+    result = scoring.evaluate("tiny_mlp", trained.path / "models/tiny_mlp", trained.path / "data/prepared", out,
                                  params)["domain_shift"]
     assert result["samples"] == 10 and result["dropped_unmapped"] == 4 and result["dropped_by_class"] == {"bird": 4}
     assert result["source"] == "folder" and result["unreadable"] == 0
     # oracle: predict the same mapped images directly
-    model, _ = evaluation.load_model("tiny_mlp", trained.path / "models/tiny_mlp", ["cat", "dog", "eel"])
+    model, _ = scoring.load_model("tiny_mlp", trained.path / "models/tiny_mlp", ["cat", "dog", "eel"])
     paths = [p for c in ("doggo", "kitty") for p in sorted((other / c).iterdir())[:5]]
     x = np.stack([images.to_array(images.open_image(p.read_bytes(), 10**8), image_size(params["prepare"]),
                                   params["prepare"]["color"], params["prepare"]["resize"], False) for p in paths])
@@ -245,5 +248,5 @@ def test_domain_shift_maps_classes_and_counts_the_dropped(trained, tmp_path, mon
     assert json.loads((out / "metrics.json").read_text())["domain_shift"]["samples"] == 10
     params["evaluate"]["domain_shift"]["class_map"] = {"kitty": "lion"}
     with pytest.raises(UserError, match=r"class_map: \['lion'\] are not classes of the model"):
-        evaluation.evaluate("tiny_mlp", trained.path / "models/tiny_mlp", trained.path / "data/prepared", out,
+        scoring.evaluate("tiny_mlp", trained.path / "models/tiny_mlp", trained.path / "data/prepared", out,
                             params)

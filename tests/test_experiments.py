@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from imageclf import experiments
-from imageclf.errors import UserError
+from imageclf.core.errors import UserError
+from imageclf.report import experiments
 
 
 def run(rev: str, lr: float, accuracy: float | None, name: str | None = None, error: bool = False) -> dict:

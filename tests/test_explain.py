@@ -6,7 +6,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from imageclf import explain
+from imageclf.evaluate import gradcam
 
 
 def two_blob_model() -> keras.Model:
@@ -29,8 +29,8 @@ def blobs() -> np.ndarray:
 
 
 def test_the_heat_map_lies_on_the_evidence_of_the_class_asked_for():
-    explainer = explain.explainer(two_blob_model())
-    heat0, heat1 = (explain.gradcam(explainer, blobs(), np.array([k]))[0] for k in (0, 1))
+    explainer = gradcam.explainer(two_blob_model())
+    heat0, heat1 = (gradcam.gradcam(explainer, blobs(), np.array([k]))[0] for k in (0, 1))
     assert heat0.shape == (8, 8) and heat0.max() == 1.0
     assert heat0[:3, :3].mean() > 0.9 and heat0[5:, 5:].max() == 0.0
     assert heat1[5:, 5:].mean() > 0.9 and heat1[:3, :3].max() == 0.0
@@ -45,28 +45,28 @@ def test_a_backbone_nested_in_a_model_is_reached_and_predictions_are_unchanged()
     head = keras.Model(head_in, inner.get_layer("vote")(head_in), name="head")
     outer_in = keras.Input((8, 8, 2))
     model = keras.Model(outer_in, head(features(outer_in)))  # the shape of a transfer model
-    explainer = explain.explainer(model)
+    explainer = gradcam.explainer(model)
     maps, probs = explainer(blobs())
     assert maps.shape == (1, 8, 8, 2)
     np.testing.assert_allclose(probs, model(blobs()), atol=1e-6)
-    heat = explain.gradcam(explainer, blobs(), np.array([1]))[0]
+    heat = gradcam.gradcam(explainer, blobs(), np.array([1]))[0]
     assert heat[5:, 5:].mean() > 0.9 and heat[:3, :3].max() == 0.0
 
 
 def test_an_mlp_has_no_grad_cam_and_the_panel_says_so(tmp_path):
     inputs = keras.Input((8, 8, 1))
     mlp = keras.Model(inputs, layers.Dense(2, activation="softmax")(layers.Flatten()(inputs)))
-    assert explain.explainer(mlp) is None
+    assert gradcam.explainer(mlp) is None
     images = np.zeros((4, 8, 8, 1), np.uint8)
     y = pred = np.array([0, 1, 0, 1])
-    assert not explain.panel(mlp, "mlp", images, y, pred, [], ["a", "b"], 2, tmp_path / "gradcam.png")
+    assert not gradcam.panel(mlp, "mlp", images, y, pred, [], ["a", "b"], 2, tmp_path / "gradcam.png")
     assert (tmp_path / "gradcam.png").stat().st_size > 0
 
 
 def test_the_panel_shows_the_gallerys_mistakes_then_correct_images():
     y = np.array([0, 0, 0, 1, 1, 2, 2])
     pred = np.array([1, 1, 0, 1, 0, 2, 1])
-    rows = explain.chosen_images([(0, 1), (2, 1)], y, pred, per_pair=4, n_classes=3)
+    rows = gradcam.chosen_images([(0, 1), (2, 1)], y, pred, per_pair=4, n_classes=3)
     assert [list(r) for r in rows] == [[0, 1], [6], [2, 3, 5]]
 
 
@@ -74,6 +74,6 @@ def test_nothing_to_show_is_a_note_not_a_crash(tmp_path):
     model = two_blob_model()
     images = np.zeros((3, 8, 8, 2), np.uint8)
     y, pred = np.array([0, 0, 1]), np.array([1, 1, 0])  # every prediction wrong, no pair listed
-    assert explain.chosen_images([], y, pred, per_pair=4, n_classes=2) == []
-    assert not explain.panel(model, "m", images, y, pred, [], ["a", "b"], 4, tmp_path / "gradcam.png")
+    assert gradcam.chosen_images([], y, pred, per_pair=4, n_classes=2) == []
+    assert not gradcam.panel(model, "m", images, y, pred, [], ["a", "b"], 4, tmp_path / "gradcam.png")
     assert (tmp_path / "gradcam.png").stat().st_size > 0

@@ -8,8 +8,9 @@ import pytest
 import yaml
 from conftest import base_params
 
-from imageclf import params, selection
-from imageclf.errors import UserError
+from imageclf.core import params
+from imageclf.core.errors import UserError
+from imageclf.deploy import selection, settings
 
 
 def scored(tmp_path, **accuracies) -> None:
@@ -53,5 +54,5 @@ def test_bad_export_params_name_the_key(tmp_path, key, value, message):
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(raw))
     with pytest.raises(UserError) as err:
-        params.load(("export",), path)
+        params.load({"export": settings.PARAMS}, path)
     assert message in str(err.value) and "\n" not in str(err.value)

@@ -14,7 +14,7 @@ MAKE = shutil.which("make")
 
 def planned_install(tmp_path: Path, nvidia_smi: str | None, *args: str) -> str:
     """The pip lines `make -n install` would run, with the given nvidia-smi script (None: no nvidia-smi at all)."""
-    for name in ("Makefile", "requirements.txt", "requirements-dev.txt"):
+    for name in ("Makefile", "requirements.txt", "requirements-dev.txt", "pyproject.toml"):
         shutil.copy(ROOT / name, tmp_path / name)
     fake = tmp_path / "bin"
     fake.mkdir()

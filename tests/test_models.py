@@ -10,10 +10,11 @@ import pytest
 import tensorflow as tf
 from conftest import base_params
 
-from imageclf import config, models, training
-from imageclf.errors import UserError
-from imageclf.models import REGISTRY
-from imageclf.params import HYPERPARAMETERS
+import imageclf.models.scratch  # noqa: F401  (registers the from-scratch families)
+from imageclf.core.errors import UserError
+from imageclf.models import registry
+from imageclf.models.registry import HYPERPARAMETERS, REGISTRY
+from imageclf.train import config, fit
 
 FAMILIES = {"mlp": 16, "lenet5": 16, "cnn_lego": 16, "cnn_small": 16, "cnn_flowers": 81, "cnn_bn": 16}
 
@@ -34,14 +35,14 @@ def test_every_family_builds_and_trains_a_step(family, size):
 
 
 def test_registry_lists_the_families_and_every_hyperparameter_has_one_meaning():
-    listing = models.listing()  # imports the families defined elsewhere (transfer)
+    listing = registry.listing()  # imports the families defined elsewhere (transfer)
     assert set(FAMILIES) | {"transfer"} <= set(REGISTRY)
     for family in REGISTRY.values():
         assert f"| `{family.name}` |" in listing
         assert set(family.hyperparameters()) <= set(HYPERPARAMETERS)
     assert "| `dense` | units of each hidden dense layer before the classifier |" in listing
-    with pytest.raises(TypeError, match=r"hyperparameters \['width'\] have no entry in params.HYPERPARAMETERS"):
-        models.register("odd")(lambda shape, n, *, width=3: None)
+    with pytest.raises(TypeError, match=r"hyperparameters \['width'\] have no entry in registry.HYPERPARAMETERS"):
+        registry.register("odd")(lambda shape, n, *, width=3: None)
 
 
 def test_dense_and_dropout_mean_the_same_in_every_family():
@@ -139,29 +140,29 @@ def test_image_too_small_for_a_family():
 def test_learning_rate_schedules():
     cfg = {**base_params()["train_defaults"], "lr": 0.01, "lr_schedule": "exp_decay", "decay_start": 8,
            "decay_rate": 0.1, "epochs": 20}
-    assert [training.learning_rate(cfg, e) for e in (0, 7)] == [0.01, 0.01]
-    assert training.learning_rate(cfg, 8) == pytest.approx(0.01 * math.exp(-0.1))
-    assert training.learning_rate(cfg, 10) == pytest.approx(0.01 * math.exp(-0.3))
+    assert [fit.learning_rate(cfg, e) for e in (0, 7)] == [0.01, 0.01]
+    assert fit.learning_rate(cfg, 8) == pytest.approx(0.01 * math.exp(-0.1))
+    assert fit.learning_rate(cfg, 10) == pytest.approx(0.01 * math.exp(-0.3))
     cosine = {**cfg, "lr_schedule": "cosine"}
-    assert training.learning_rate(cosine, 0) == 0.01 and training.learning_rate(cosine, 10) == pytest.approx(0.005)
-    assert training.learning_rate({**cfg, "lr_schedule": "constant"}, 15) == 0.01
+    assert fit.learning_rate(cosine, 0) == 0.01 and fit.learning_rate(cosine, 10) == pytest.approx(0.005)
+    assert fit.learning_rate({**cfg, "lr_schedule": "constant"}, 15) == 0.01
     warm = {**cfg, "lr_schedule": "warmup_cosine", "warmup_epochs": 2, "epochs": 12}
-    assert [training.learning_rate(warm, e) for e in (0, 1, 2)] == pytest.approx([0.01 / 3, 0.02 / 3, 0.01])
-    assert training.learning_rate(warm, 7) == pytest.approx(0.005)  # half way through the 10 cosine epochs
-    assert training.learning_rate(warm, 11) < 0.0003
+    assert [fit.learning_rate(warm, e) for e in (0, 1, 2)] == pytest.approx([0.01 / 3, 0.02 / 3, 0.01])
+    assert fit.learning_rate(warm, 7) == pytest.approx(0.005)  # half way through the 10 cosine epochs
+    assert fit.learning_rate(warm, 11) < 0.0003
 
 
 @pytest.mark.parametrize("name", ["adam", "sgd", "rmsprop", "adadelta"])
 def test_optimizers(name):
     cfg = {**base_params()["train_defaults"], "optimizer": name, "lr": 0.02, "weight_decay": 1e-4}
-    opt = training.make_optimizer(cfg)
+    opt = fit.make_optimizer(cfg)
     assert type(opt).__name__.lower() == name and float(opt.learning_rate) == pytest.approx(0.02)
     assert opt.weight_decay == pytest.approx(1e-4)
 
 
 def test_balanced_class_weights():
     labels = np.array([0] * 90 + [1] * 10)
-    weights = training.class_weights(labels, 3)
+    weights = fit.class_weights(labels, 3)
     assert weights[0] == pytest.approx(100 / (2 * 90)) and weights[1] == pytest.approx(100 / (2 * 10))
     assert weights[2] == 1.0  # absent from train
 
@@ -180,8 +181,8 @@ def test_mixed_precision_keeps_float32_probabilities():
 
 def test_steps_per_execution_divides_the_epoch_so_the_epoch_keyed_data_never_shifts():
     auto = {"steps_per_execution": "auto"}
-    assert [training.steps_per_execution(auto, s) for s in (417, 416, 7, 1)] == [3, 16, 7, 1]
-    assert training.steps_per_execution({"steps_per_execution": 4}, 417) == 3
+    assert [fit.steps_per_execution(auto, s) for s in (417, 416, 7, 1)] == [3, 16, 7, 1]
+    assert fit.steps_per_execution({"steps_per_execution": 4}, 417) == 3
 
     def batches_trained(spe: int, steps: int = 12, epochs: int = 2) -> list[int]:
         seen = []
@@ -199,5 +200,5 @@ def test_steps_per_execution_divides_the_epoch_so_the_epoch_keyed_data_never_shi
         model.fit(data, epochs=epochs, steps_per_epoch=steps, verbose=0)
         return [int(v) for v in seen]
 
-    assert batches_trained(training.steps_per_execution(auto, 12)) == list(range(24))
+    assert batches_trained(fit.steps_per_execution(auto, 12)) == list(range(24))
     assert len(batches_trained(5)) > 24  # Keras rounds an epoch up to whole executions: what the divisor avoids

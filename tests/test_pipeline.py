@@ -129,8 +129,8 @@ def test_a_format_that_disagrees_with_keras_fails_the_export_naming_it(baseline,
         shutil.copytree(src, dst) if src.is_dir() else (dst.parent.mkdir(parents=True, exist_ok=True),
                                                          shutil.copy(src, dst))
     monkeypatch.chdir(work)
-    from imageclf import export
-    from imageclf.errors import UserError
+    from imageclf.core.errors import UserError
+    from imageclf.deploy import export
     from stages import export as stage
 
     honest = export.runner
@@ -143,8 +143,8 @@ def test_a_format_that_disagrees_with_keras_fails_the_export_naming_it(baseline,
 
 
 def predict(repo: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "stages.predict", *args], cwd=repo, capture_output=True, text=True,
-                          env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(repo), "HOME": str(repo.parent)})
+    return subprocess.run([sys.executable, "-m", "imageclf.cli.predict", *args], cwd=repo, capture_output=True,
+                          text=True, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(repo), "HOME": str(repo.parent)})
 
 
 def test_predict_on_the_test_images_gives_evaluates_predictions(baseline):
@@ -242,7 +242,7 @@ def test_two_workers_share_a_sweep_through_git_and_dvc_remotes_and_one_collector
         dvc(worker, "exp", "push", "origin")  # its experiments to Git, their outputs to the DVC remote
 
     collector = machine("collector")
-    result = subprocess.run([sys.executable, "-m", "stages.experiments", "--pull", "origin"], cwd=collector,
+    result = subprocess.run([sys.executable, "-m", "imageclf.cli.experiments", "--pull", "origin"], cwd=collector,
                             capture_output=True, text=True,
                             env={"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": str(tmp_path),
                                  "DVC_NO_ANALYTICS": "1", "PYTHONPATH": str(collector)})
@@ -264,7 +264,7 @@ def test_two_workers_share_a_sweep_through_git_and_dvc_remotes_and_one_collector
 
 def test_editing_transfer_code_or_features_reruns_no_from_scratch_model(baseline):
     repo, _, _ = baseline
-    lite0 = repo / "imageclf/efficientnet_lite.py"
+    lite0 = repo / "imageclf/models/efficientnet_lite.py"
     original = lite0.read_text()
     try:
         lite0.write_text(original + "\n# an edit\n")

@@ -11,8 +11,8 @@ import pytest
 from conftest import make_folder_tree, pattern_image
 from PIL import Image
 
-from imageclf import images
-from imageclf.shards import load_split
+from imageclf.cache.shards import load_split
+from imageclf.data import images
 
 
 @pytest.fixture
@@ -105,7 +105,7 @@ def test_resize_policies_and_invert():
 
 
 def test_loader_batches_shuffle_and_augment_deterministically(prepared):
-    from imageclf import loader
+    from imageclf.cache import loader
 
     project, _ = prepared
     prepared_dir = project.path / "data/prepared"
@@ -131,7 +131,7 @@ def test_loader_batches_shuffle_and_augment_deterministically(prepared):
 
 
 def test_dihedral_level_draws_every_rotation_and_mirror_of_a_square():
-    from imageclf.augment import augmenter
+    from imageclf.cache.augment import augmenter
 
     def drawn(image: np.ndarray) -> Counter:
         batch = np.repeat(image[None, :, :, None], 400, axis=0).astype("float32")
@@ -151,17 +151,23 @@ def test_dihedral_level_draws_every_rotation_and_mirror_of_a_square():
     assert set(drawn(wide)) == views(wide, (0, 2))
 
 
-def test_params_accept_exactly_the_augmentation_levels():
-    from imageclf.augment import LEVELS, NAMES
-    from imageclf.params import SCHEMA
+def test_every_augmentation_level_params_accept_builds():
+    from imageclf.cache import settings as prepare_settings
+    from imageclf.cache.augment import augmenter
+    from imageclf.cache.augment_levels import NAMES
+    from imageclf.train import settings as train_settings
 
-    assert SCHEMA["train_defaults"]["augment"].choices == tuple(LEVELS) == tuple(NAMES)
-    assert SCHEMA["prepare"]["offline_augment_level"].choices == tuple(LEVELS)[1:]  # level 0 would copy as is
+    levels = train_settings.PARAMS.fields["augment"].choices
+    assert set(levels) == set(NAMES)  # every level has a name in the README table
+    assert prepare_settings.PARAMS.fields["offline_augment_level"].choices == levels[1:]  # 0 would copy as is
+    batch = np.random.default_rng(0).random((2, 8, 8, 1)).astype("float32")
+    for level in levels[1:]:  # level 0 is no augmenter at all
+        assert augmenter(level, 0)(batch, training=True).shape == batch.shape
 
 
 def test_empty_split_is_a_clear_error(project, tmp_path):
-    from imageclf import loader
-    from imageclf.errors import UserError
+    from imageclf.cache import loader
+    from imageclf.core.errors import UserError
 
     root = make_folder_tree(tmp_path / "tree", {"a": 4, "b": 4})
     project.params["data"].update(source="folder", path=str(root))
@@ -174,7 +180,7 @@ def test_empty_split_is_a_clear_error(project, tmp_path):
 
 
 def test_epoch_k_is_the_same_when_a_run_resumes_there(prepared):
-    from imageclf import loader
+    from imageclf.cache import loader
 
     project, _ = prepared
     prepared_dir = project.path / "data/prepared"

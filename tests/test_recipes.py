@@ -1,5 +1,5 @@
-"""Every dataset recipe of the README, read from the README itself, runs through `dvc repro compare` to the report on
-a small generated fixture of that layout. Only the dataset location and the training budget are changed."""
+"""Every dataset recipe of docs/datasets.md, read from the page itself, runs through `dvc repro compare` to the report
+on a small generated fixture of that layout. Only the dataset location and the training budget are changed."""
 
 from __future__ import annotations
 
@@ -21,18 +21,18 @@ FMNIST = Path("/usr/share/datasets/fashion-mnist")
 ALL_STAGES = ["download", "split", "prepare", "train@m1", "evaluate@m1", "compare"]  # no transfer model: no features
 
 
-def readme_recipes() -> dict[str, dict]:
-    """Title -> params of each ```yaml block in the README section 'Pointing it at your dataset'."""
-    text = (ROOT / "README.md").read_text()
+def doc_recipes() -> dict[str, dict]:
+    """Title -> params of each ```yaml block in docs/datasets.md, section 'Pointing it at your dataset'."""
+    text = (ROOT / "docs/datasets.md").read_text()
     section = text.split("## Pointing it at your dataset", 1)[1].split("\n## ", 1)[0]
     blocks = re.findall(r"\*\*([^*]+)\*\*(?:(?!\*\*).)*?```yaml\n(.*?)```", section, re.S)
     return {title: yaml.safe_load(body) for title, body in blocks}
 
 
 def recipe(title: str, **data) -> dict:
-    """Base params + the README recipe + the fixture's location, with a one-epoch tiny model."""
+    """Base params + the docs recipe + the fixture's location, with a one-epoch tiny model."""
     params = base_params()
-    for section, values in readme_recipes()[title].items():
+    for section, values in doc_recipes()[title].items():
         params[section].update(values)
     params["data"].update(data)
     params["models"] = {"scratch": ["m1"], "transfer": []}
@@ -62,8 +62,8 @@ def assert_report(result: subprocess.CompletedProcess, tmp_path: Path) -> None:
 
 
 def test_the_readme_has_a_recipe_for_every_source():
-    sources = {r["data"]["source"] for r in readme_recipes().values()}
-    labels = {r["data"].get("labels", "folder") for r in readme_recipes().values()}
+    sources = {r["data"]["source"] for r in doc_recipes().values()}
+    labels = {r["data"].get("labels", "folder") for r in doc_recipes().values()}
     assert sources == {"fashion-mnist", "elpv", "folder", "url", "kaggle"} and labels == {"folder", "csv", "regex"}
 
 
@@ -117,7 +117,7 @@ def test_archive_url_served_on_loopback(tmp_path):
     try:
         url = f"http://127.0.0.1:{server.server_port}/flower_photos.tgz"
         params = recipe("An archive URL", url=url, sha256=hashlib.sha256(_Archive.payload).hexdigest())
-        assert params["data"]["path"] == "data/downloads"  # the README's own cache folder
+        assert params["data"]["path"] == "data/downloads"  # the docs' own cache folder
         assert_report(repro(tmp_path, params), tmp_path)
     finally:
         server.shutdown()
@@ -141,12 +141,12 @@ def test_elpv_layout_of_the_package(tmp_path):
 
 
 def test_elpv_recipe_splits_as_the_elpv_benchmark():
-    """The README's elpv recipe + its `dvc exp run` line reproduce the README's elpv table only on the split the
-    benchmark measured it on."""
+    """The elpv recipe of docs/datasets.md + its `dvc exp run` line reproduce the elpv table of docs/benchmarks.md
+    only on the split the benchmark measured it on."""
     spec = importlib.util.spec_from_file_location("elpv_transfer", ROOT / "bench/elpv_transfer.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    assert readme_recipes()["elpv"]["split"]["fractions"] == bench.SPLIT
+    assert doc_recipes()["elpv"]["split"]["fractions"] == bench.SPLIT
 
 
 @pytest.mark.skipif(not FMNIST.is_dir(), reason="needs Debian's dataset-fashion-mnist (make test installs it)")

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from conftest import make_fashion_idx, make_folder_tree, make_lego_tree
 
-from imageclf import fashion_mnist
-from imageclf.errors import UserError
+from imageclf.core.errors import UserError
+from imageclf.data import fashion_mnist
 
 
 def splits(project) -> dict[str, pd.DataFrame]:

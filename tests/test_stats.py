@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 from sklearn.metrics import f1_score
 
-from imageclf import comparison, stats
+from imageclf.evaluate import stats
+from imageclf.report import comparison
 
 
 def predictions(n: int, accuracy: float, classes: int = 4, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

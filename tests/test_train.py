@@ -17,8 +17,9 @@ import pytest
 import yaml
 from conftest import ROOT, module_project
 
-from imageclf import loader, training
-from imageclf.shards import load_split
+from imageclf.cache import loader
+from imageclf.cache.shards import load_split
+from imageclf.train import fit
 
 
 @pytest.fixture(scope="module")
@@ -157,7 +158,7 @@ def test_class_weight_and_retrain_full(tmp_path, tiny_cache):
 
 def test_the_retrain_on_train_val_keeps_the_entry_settings(tmp_path, tiny_cache, monkeypatch):
     """class weights and oversampling apply to the retrain on train+val exactly as to the first fit."""
-    from imageclf import config
+    from imageclf.train import config
 
     work = make_project(tmp_path, tiny_cache, epochs=1, class_weight="balanced", oversample=True,
                         retrain_full_epochs=1)
@@ -167,10 +168,10 @@ def test_the_retrain_on_train_val_keeps_the_entry_settings(tmp_path, tiny_cache,
     real_fit, real_dataset = keras.Model.fit, loader.dataset
     monkeypatch.setattr(keras.Model, "fit", lambda self, *a, **kw: fits.append(kw) or real_fit(self, *a, **kw))
     monkeypatch.setattr(loader, "dataset", lambda *a, **kw: datasets.append((a[1], kw)) or real_dataset(*a, **kw))
-    training.train(cfg, work / "data/prepared", work / "models/tiny", work / "reports/train/tiny")
+    fit.train(cfg, work / "data/prepared", work / "models/tiny", work / "reports/train/tiny")
     labels = {s: load_split(work / "data/prepared", s)[1] for s in ("train", "val")}
-    assert len(fits) == 2 and fits[0]["class_weight"] == training.class_weights(labels["train"], 3)
-    assert fits[1]["class_weight"] == training.class_weights(np.concatenate(list(labels.values())), 3)
+    assert len(fits) == 2 and fits[0]["class_weight"] == fit.class_weights(labels["train"], 3)
+    assert fits[1]["class_weight"] == fit.class_weights(np.concatenate(list(labels.values())), 3)
     trained = [(split, kw) for split, kw in datasets if kw.get("epochs")]
     assert [split for split, _ in trained] == [("train",), ("train", "val")]
     assert all(kw["oversample"] and kw["shuffle"] for _, kw in trained)
@@ -191,16 +192,16 @@ def test_multi_worker_config_is_refused_with_a_clear_line(tmp_path, tiny_cache):
 @pytest.mark.parametrize("gpu", [False, True])
 def test_accelerator_settings_follow_the_params(gpu):
     """The rule, whatever machine runs the test: auto follows the GPU, on and off are what they say."""
-    assert training.accelerator_settings({"mixed_precision": "auto", "xla": "auto"}, gpu) == (gpu, gpu)
-    assert training.accelerator_settings({"mixed_precision": "on", "xla": "off"}, gpu) == (True, False)
-    assert training.accelerator_settings({"mixed_precision": "off", "xla": "on"}, gpu) == (False, True)
+    assert fit.accelerator_settings({"mixed_precision": "auto", "xla": "auto"}, gpu) == (gpu, gpu)
+    assert fit.accelerator_settings({"mixed_precision": "on", "xla": "off"}, gpu) == (True, False)
+    assert fit.accelerator_settings({"mixed_precision": "off", "xla": "on"}, gpu) == (False, True)
 
 
 def test_imbalance_handling_on_elpv(tmp_path, monkeypatch):
     """elpv is imbalanced (1508/295/106/715): balanced class weights and oversampling on a real subset."""
     from conftest import Project
 
-    from imageclf import sources
+    from imageclf.data import sources
 
     real = sources.SOURCES["elpv"]
     monkeypatch.setitem(sources.SOURCES, "elpv",
@@ -214,7 +215,7 @@ def test_imbalance_handling_on_elpv(tmp_path, monkeypatch):
     labels = load_split(work / "data/prepared", "train")[1]
     counts = np.bincount(labels, minlength=4)
     assert counts.max() > 5 * counts.min() > 0
-    weights = training.class_weights(labels, 4)
+    weights = fit.class_weights(labels, 4)
     for k in range(4):
         assert weights[k] == pytest.approx(len(labels) / (4 * counts[k]))
     ds = loader.dataset(work / "data/prepared", "train", 32, shuffle=True, oversample=True, seed=0, epochs=(0, 3))

@@ -18,10 +18,11 @@ from conftest import ROOT, Project, make_folder_tree
 from PIL import Image
 from sklearn.linear_model import LogisticRegression
 
-from imageclf import checkpoints, config, efficientnet_lite, features, transfer
-from imageclf.errors import UserError
-from imageclf.models import REGISTRY
-from imageclf.shards import load_split
+from imageclf.cache.shards import load_split
+from imageclf.core.errors import UserError
+from imageclf.models import efficientnet_lite, features, transfer
+from imageclf.models.registry import REGISTRY
+from imageclf.train import checkpoints, config
 
 FMNIST = Path("/usr/share/datasets/fashion-mnist")
 APPLICATIONS = [name for name in transfer.BACKBONES if name != "efficientnet_lite0"]
@@ -61,7 +62,7 @@ def test_lite0_with_packaged_weights_recognises_a_real_photo():
 
 @pytest.mark.skipif(not FMNIST.is_dir(), reason="needs Debian's dataset-fashion-mnist (make test installs it)")
 def test_frozen_imagenet_features_beat_random_weights_by_a_wide_margin():
-    from imageclf import fashion_mnist
+    from imageclf.data import fashion_mnist
 
     data = fashion_mnist.load(FMNIST, allow_download=False)
     (x_train, y_train), (x_test, y_test) = [(x[:1000, ..., None] / 255.0, y[:1000]) for x, y in data.values()]
@@ -101,7 +102,7 @@ def lite0_project(tmp_path_factory):
 
 
 def train(project: Project, name: str) -> dict:
-    from stages.train_transfer import train_entry
+    from imageclf.train.transfer import train_entry
 
     return train_entry(project.params, name, Path("models") / name, Path("reports/train") / name)
 

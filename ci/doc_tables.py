@@ -1,0 +1,89 @@
+"""Refresh the generated tables of the README and docs/ from the files they come from (a test fails when they are
+stale):
+
+    .venv/bin/python ci/doc_tables.py
+
+families: `python -m imageclf.models` (the model registry); augment: imageclf/cache/augment_levels.py;
+results: reports/compare/comparison.md (the pipeline); export: reports/export/metrics.json (the export stage);
+elpv: bench/results/elpv_*.json (bench/elpv_transfer.py).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = {"README.md": ("results",), "docs/training.md": ("families", "augment"), "docs/export.md": ("export",),
+         "docs/benchmarks.md": ("elpv",)}  # which generated blocks each page holds
+
+
+def blocks() -> dict[str, str]:
+    from imageclf.cache.augment_levels import LEVELS, NAMES, SETTINGS
+    from imageclf.models.registry import listing
+
+    return {"families": listing(), "augment": augment_table(LEVELS, NAMES, SETTINGS),
+            "results": (ROOT / "reports/compare/comparison.md").read_text().strip(),
+            "export": export_table(json.loads((ROOT / "reports/export/metrics.json").read_text())),
+            "elpv": elpv_table(sorted(ROOT.glob("bench/results/elpv_*.json")))}
+
+
+def augment_table(levels: dict[int, dict], names: dict[int, str], settings: dict[str, str]) -> str:
+    """The augmentation levels as a Markdown table, one row per setting."""
+    lines = ["| | " + " | ".join(f"{lv} {names[lv]}" for lv in levels) + " |", "|---" * (len(levels) + 1) + "|"]
+    for key, label in settings.items():
+        cells = [levels[lv].get(key, "-") for lv in levels]
+        lines.append(f"| {label} | " + " | ".join("yes" if c is True else str(c) for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def export_table(facts: dict) -> str:
+    """The export stage's metric as a Markdown table, one row per format."""
+    keys = ("file", "size_mb", "max_abs_diff", "top1_agreement", "latency_ms", "images_per_s")
+    lines = [f"Model `{facts['model']}`, {facts['images']} {facts['split']} images:", "",
+             "| format | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+    for fmt, row in facts.items():
+        if isinstance(row, dict):
+            cells = [row.get(k, "-") for k in keys]
+            lines.append(f"| {fmt} | " + " | ".join(f"{c:.2g}" if k == "max_abs_diff" and c != "-" else str(c)
+                                                     for k, c in zip(keys, cells, strict=True)) + " |")
+    return "\n".join(lines)
+
+
+def elpv_table(files: list[Path]) -> str:
+    """bench/elpv_transfer.py's runs (one per image size, and --finetune) as one Markdown table."""
+    runs = sorted((json.loads(f.read_text()) for f in files), key=lambda run: run["size"])
+    lines = ["| px | model | test accuracy | balanced accuracy | macro F1 | best epoch / run | train time |",
+             "|---|---|---|---|---|---|---|"]
+    for run in runs:
+        seconds = run["stage_seconds"]
+        for name, r in run["models"].items():
+            cached = "features" in seconds and f"train_transfer {name}" in seconds  # a frozen head on features
+            features = f" (+ {seconds['features']:.0f} s features)" if cached else ""
+            lines.append(f"| {run['size']} | {name} | {r['accuracy']:.1%} | {r['balanced_accuracy']:.3f} | "
+                         f"{r['macro_f1']:.3f} | {r['best_epoch']} / {r['epochs_run']} | "
+                         f"{r['train_time_s']:.1f} s{features} |")
+    return "\n".join(lines)
+
+
+def render(text: str, names: tuple[str, ...], sources: dict[str, str]) -> str:
+    """The page text with each <!-- NAME:begin --> ... <!-- NAME:end --> block of `names` replaced by its source."""
+    for name in names:
+        pattern = re.compile(rf"(<!-- {name}:begin[^>]*-->\n).*?(<!-- {name}:end -->)", re.S)
+        if not pattern.search(text):
+            raise SystemExit(f"no <!-- {name}:begin --> ... <!-- {name}:end --> block")
+        text = pattern.sub(lambda m, body=sources[name]: m.group(1) + body + "\n" + m.group(2), text)
+    return text
+
+
+def refreshed() -> dict[str, str]:
+    """Each page's text with its blocks refreshed."""
+    sources = blocks()
+    return {page: render((ROOT / page).read_text(), names, sources) for page, names in PAGES.items()}
+
+
+if __name__ == "__main__":
+    for page, text in refreshed().items():
+        (ROOT / page).write_text(text)
+    print(f"refreshed the generated tables of {', '.join(PAGES)}")

@@ -1,0 +1,105 @@
+"""The tf.data input pipeline training uses: shards -> (shuffle) -> batch -> decode/rescale -> augment -> prefetch.
+
+Every random choice (shuffle order, oversampling, augmentation) is keyed on (seed, epoch, batch), so epoch k is
+the same whether a run goes straight through or resumes at epoch k after an interruption.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from imageclf.cache.augment import augment_batch, augmenter
+from imageclf.cache.shards import LABEL_BYTES, load_split, read_meta
+from imageclf.core.errors import UserError
+
+IN_MEMORY_LIMIT = 1 << 30  # splits up to 1 GiB of records are cached in RAM after the first epoch
+SHUFFLE_BUFFER = 50_000
+
+
+def dataset(prepared: Path, split: str | tuple[str, ...], batch_size: int, *, shuffle: bool = False,
+            augment: int = 0, seed: int = 0, epochs: tuple[int, int] | None = None, oversample: bool = False,
+            cache: bool | None = None) -> tf.data.Dataset:
+    """Batches of (float32 images in [0, 1], int32 labels) from one split (or several, read as one) of the cache.
+
+    epochs=(first, stop) yields the batches of those epochs back to back (for fit with steps_per_epoch);
+    None yields one pass. oversample draws every class equally often (the epoch keeps its size).
+    """
+    meta = read_meta(prepared)
+    names = (split,) if isinstance(split, str) else split
+    for name in names:
+        if name not in meta["splits"]:
+            raise UserError(f"{prepared}: no split '{name}' in the prepared cache")
+        if meta["splits"][name]["count"] == 0:
+            raise UserError(f"the {name} split is empty; check split.fractions and data.max_per_class")
+    count = sum(meta["splits"][name]["count"] for name in names)
+    h, w, c = meta["shape"]
+    record = LABEL_BYTES + h * w * c
+    files = [str(Path(prepared) / shard) for name in names for shard in meta["splits"][name]["shards"]]
+    in_memory = cache if cache is not None else count * record <= IN_MEMORY_LIMIT
+    cached = tf.data.FixedLengthRecordDataset(files, record).cache() if in_memory else None
+    model = augmenter(augment, seed) if augment else None
+    n_classes = len(meta["classes"])
+
+    def records(epoch_seed: int) -> tf.data.Dataset:
+        if cached is not None or len(files) == 1 or not shuffle:
+            return cached if cached is not None else tf.data.FixedLengthRecordDataset(files, record)
+        order = tf.data.Dataset.from_tensor_slices(files).shuffle(len(files), seed=epoch_seed)
+        return order.interleave(lambda f: tf.data.FixedLengthRecordDataset(f, record),
+                                cycle_length=min(len(files), 4), deterministic=True)
+
+    def decode(batch: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        raw = tf.io.decode_raw(batch, tf.uint8)
+        pixels = tf.reshape(raw[:, LABEL_BYTES:], (-1, h, w, c))
+        return tf.cast(pixels, tf.float32) / 255.0, _labels(raw)
+
+    def one_epoch(epoch: int) -> tf.data.Dataset:
+        epoch_seed = (seed * 1_000_003 + epoch) % 2**31  # Python ints: TF rejects tensor seeds with global seed 0
+        ds = records(epoch_seed)
+        if oversample:
+            by_class = [ds.filter(lambda r, k=k: tf.equal(_labels(tf.io.decode_raw(r, tf.uint8)[None])[0], k))
+                        .shuffle(SHUFFLE_BUFFER, seed=epoch_seed + k).repeat() for k in range(n_classes)]
+            ds = tf.data.Dataset.sample_from_datasets(by_class, seed=epoch_seed, stop_on_empty_dataset=False)
+            ds = ds.take(count)
+        elif shuffle:
+            ds = ds.shuffle(min(count, SHUFFLE_BUFFER), seed=epoch_seed)
+        ds = ds.batch(batch_size).map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        if model is not None:  # one call at a time: the seeded state sequence stays deterministic
+            ds = ds.enumerate().map(lambda step, xy: (augment_batch(model, xy[0], epoch, step), xy[1]),
+                                    num_parallel_calls=1)
+        return ds
+
+    if epochs is None:  # a known length: Keras then does not warn "ran out of data" at the end of validation
+        ds = one_epoch(0).apply(tf.data.experimental.assert_cardinality(math.ceil(count / batch_size)))
+    else:  # fit stops after steps_per_epoch * epochs; the repeat only spares Keras an "out of data" warning
+        ds = functools.reduce(tf.data.Dataset.concatenate, map(one_epoch, range(*epochs))).repeat()
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _labels(raw: tf.Tensor) -> tf.Tensor:
+    return tf.cast(raw[:, 0], tf.int32) + tf.cast(raw[:, 1], tf.int32) * 256
+
+
+class Images:
+    """What a fit reads by default: the prepared images, decoded, shuffled and augmented per the entry, fed to the
+    whole model (features.Features is the same for cached backbone features)."""
+
+    part = None  # the sub-model these inputs feed; None: the whole model
+
+    def __init__(self, prepared: Path, cfg: dict):
+        self.prepared, self.cfg = prepared, cfg
+
+    def train(self, splits: tuple[str, ...], epochs: tuple[int, int]) -> tf.data.Dataset:
+        cfg = self.cfg
+        return dataset(self.prepared, splits, cfg["batch_size"], shuffle=True, augment=cfg["augment"],
+                       seed=cfg["seed"], epochs=epochs, oversample=cfg["oversample"])
+
+    def val(self) -> tf.data.Dataset:
+        return dataset(self.prepared, "val", self.cfg["batch_size"])
+
+    def labels(self, splits: tuple[str, ...]) -> np.ndarray:
+        return np.concatenate([load_split(self.prepared, s)[1] for s in splits])

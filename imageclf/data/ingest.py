@@ -1,0 +1,112 @@
+"""Write a source's images as the raw image tree (one uncompressed zip) plus its manifest and reports.
+
+The tree is a single zip so that DVC hashes and caches one file instead of tens of thousands.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import zipfile
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+from tqdm import tqdm
+
+from imageclf.core import paths
+from imageclf.core.cpus import workers
+from imageclf.data import images
+from imageclf.core.errors import UserError
+from imageclf.data import sources
+from imageclf.data.sources import Collection, Item
+
+MANIFEST_COLUMNS = ["path", "label", "class_name", "id", "width", "height", "hash", "official_split"]
+
+
+def _inspect(job: tuple[Item, int]) -> tuple[str, bytes | None, images.ImageInfo | None, str]:
+    item, max_pixels = job
+    path = item.path
+    try:
+        data = item.read()
+        return path, data, images.inspect(data, max_pixels), ""
+    except ValueError as err:
+        return path, None, None, str(err)
+    except OSError as err:
+        return path, None, None, f"cannot read file ({err.strerror or err})"
+
+
+def download(data: dict, out_dir: Path = paths.RAW, reports: Path = paths.DATA_REPORTS) -> dict:
+    """The download stage: collect the source's items and write the raw tree, manifest and reports."""
+    return write(sources.collect(data), out_dir, reports, data["max_image_pixels"], data["min_per_class"])
+
+
+def write(collection: Collection, out_dir: Path, reports: Path, max_pixels: int, min_per_class: int,
+          n_workers: int = 0) -> dict:
+    """Validate every item, pack the usable ones into out_dir/images.zip and write the manifest and reports."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    reports.mkdir(parents=True, exist_ok=True)
+    by_path = {item.path: item for item in collection.items}
+    if len(by_path) != len(collection.items):
+        dup = next(p for p, n in Counter(i.path for i in collection.items).items() if n > 1)
+        raise UserError(f"two images map to the same tree path '{dup}'")
+    rows, skipped = [], list(collection.skipped)
+    jobs = [(item, max_pixels) for item in collection.items]
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(workers(n_workers)) as pool, zipfile.ZipFile(out_dir / "images.zip", "w", zipfile.ZIP_STORED) as zf:
+        results = pool.imap(_inspect, jobs, chunksize=256)
+        for path, data, info, reason in tqdm(results, total=len(jobs), desc="download: check images", unit="img"):
+            if info is None:
+                skipped.append((path, reason))
+                continue
+            zf.writestr(zipfile.ZipInfo(path, date_time=(1980, 1, 1, 0, 0, 0)), data)
+            item = by_path[path]
+            rows.append(_row(item, info))
+    manifest = _label(pd.DataFrame(rows), collection, min_per_class)
+    manifest.to_csv(out_dir / "manifest.csv", index=False)
+    (out_dir / "split_lists.json").write_text(json.dumps(collection.lists, indent=1, sort_keys=True) + "\n")
+    pd.DataFrame(sorted(skipped), columns=["path", "reason"]).to_csv(reports / "skipped.csv", index=False)
+    duplicates = _duplicates(manifest)
+    duplicates.to_csv(reports / "duplicates.csv", index=False)
+    conflicting = int((duplicates.groupby("hash")["class_name"].nunique() > 1).sum()) if len(duplicates) else 0
+    summary = {"images": len(manifest), "classes": int(manifest["label"].nunique()), "skipped": len(skipped),
+               "duplicate_groups": int(duplicates["hash"].nunique()), "conflicting_duplicates": conflicting}
+    (reports / "download.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def _row(item: Item, info: images.ImageInfo) -> dict:
+    return {"path": item.path, "class_key": item.class_key, "class_name": item.class_name, "id": item.id,
+            "width": info.width, "height": info.height, "hash": info.hash, "official_split": item.official_split,
+            **item.extra}
+
+
+def _label(manifest: pd.DataFrame, collection: Collection, min_per_class: int) -> pd.DataFrame:
+    """Give each class an integer label (canonical order if the source has one) and enforce min_per_class."""
+    if manifest.empty:
+        raise UserError("the dataset holds no usable image; see reports/data/skipped.csv for what was passed over")
+    counts = manifest["class_key"].value_counts()
+    keys = collection.class_order or sorted(counts.index)
+    for key in keys:
+        if counts.get(key, 0) < min_per_class:
+            raise UserError(f"class '{key}' has {counts.get(key, 0)} usable images, fewer than data.min_per_class="
+                            f"{min_per_class}; add images, remove the class, or lower data.min_per_class")
+    names = manifest.drop_duplicates("class_key").set_index("class_key")["class_name"]
+    manifest["class_name"] = manifest["class_key"].map(names)  # one display name per class
+    manifest.insert(1, "label", manifest["class_key"].map({k: i for i, k in enumerate(keys)}).astype(int))
+    extra = [c for c in manifest.columns if c not in MANIFEST_COLUMNS and c != "class_key"]
+    return manifest[MANIFEST_COLUMNS + extra].sort_values("path", kind="stable").reset_index(drop=True)
+
+
+def _duplicates(manifest: pd.DataFrame) -> pd.DataFrame:
+    """Every image whose pixels another image has too, grouped by hash."""
+    shared = manifest[manifest.duplicated("hash", keep=False)]
+    return shared[["hash", "path", "class_name"]].sort_values(["hash", "path"])
+
+
+def read_manifest(path: Path) -> pd.DataFrame:
+    """The manifest written by the download stage."""
+    if not path.exists():
+        raise UserError(f"{path} not found; run the download stage first (dvc repro)")
+    return pd.read_csv(path, dtype={"path": str, "class_name": str, "id": str, "hash": str},
+                       keep_default_na=False)

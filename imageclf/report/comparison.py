@@ -1,0 +1,209 @@
+"""Compare every trained model: one table, training curves, score bars, and the Markdown/HTML report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from imageclf.core.errors import UserError
+from imageclf.core.params import NUMBER, Field, Section
+from imageclf.evaluate import stats
+from imageclf.report import plots
+from imageclf.report.page import html_page, markdown_page, markdown_table
+
+PARAMS = Section({  # params.yaml compare:
+    "alpha": Field(NUMBER, check=lambda v: None if 0 < v < 1 else f"must be in (0, 1), got {v!r}"),
+    "target_val_accuracy": Field(NUMBER, minimum=0, maximum=1),  # "seconds to reach" this val accuracy
+})
+
+
+def _read(path: Path, stage: str) -> dict:
+    if not path.exists():
+        raise UserError(f"{path} not found; run the {stage} stage first (dvc repro)")
+    return json.loads(path.read_text())
+
+
+def interval(scores: dict, metric: str) -> str | None:
+    low, high = scores.get(f"{metric}_ci95_low"), scores.get(f"{metric}_ci95_high")
+    return None if low is None else f"[{low:.4f}, {high:.4f}]"
+
+
+def table(models: list[str], train_dir: Path, eval_dir: Path, detail_split: str,
+          target: float | None = None) -> pd.DataFrame:
+    """One row per model; split metrics come from evaluate (the final model), training facts from train.
+
+    A split the final model was trained on (val, after retrain_full_epochs) is no evaluation: its cells stay empty
+    and `trained_on` says why. Macro F1 is that of evaluate.split, named after it.
+    """
+    rows = []
+    for name in models:
+        trained = _read(train_dir / name / "metrics.json", f"train of {name}")
+        scored = _read(eval_dir / name / "metrics.json", f"evaluate of {name}")
+        row = {"model": name, **{k: trained.get(k) for k in ("params_total", "params_trainable")},
+               "trained_on": scored.get("trained_on", "train")}
+        for split in ("train", "val", "test"):
+            row[f"{split}_loss"] = scored.get(split, {}).get("loss")
+            row[f"{split}_accuracy"] = scored.get(split, {}).get("accuracy")
+        detail = scored[detail_split]
+        row[f"{detail_split}_accuracy_ci95"] = interval(detail, "accuracy")
+        row[f"{detail_split}_balanced_accuracy"] = detail.get("balanced_accuracy")
+        row[f"{detail_split}_macro_f1"] = detail["macro_f1"]
+        row[f"{detail_split}_macro_f1_ci95"] = interval(detail, "macro_f1")
+        row.update({k: trained.get(k) for k in ("best_epoch", "epochs_run", "train_time_s")})
+        if target is not None:
+            row[f"seconds_to_val_{target:g}"] = seconds_to(curves([name], train_dir)[name], target)
+        row["images_per_s"] = scored["inference"]["images_per_s"]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def seed_spread(models: list[str], values: list[int], seeds_dir: Path, split: str) -> pd.DataFrame:
+    """Mean and sample standard deviation of each seeded model's runs (reports/seeds/<model>/seed-<value>/)."""
+    rows = []
+    for name in models:
+        runs = [(_read(seeds_dir / name / f"seed-{v}" / "metrics.json", f"seed@{name}-{v}")[split],
+                 _read(seeds_dir / name / f"seed-{v}" / "train" / "metrics.json", f"seed@{name}-{v}"))
+                for v in values]
+        row: dict[str, object] = {"model": name, "seeds": len(runs)}
+        for metric in ("accuracy", "balanced_accuracy", "macro_f1"):
+            scores = pd.Series([scored[metric] for scored, _ in runs])
+            row[f"{split}_{metric}_mean"], row[f"{split}_{metric}_std"] = scores.mean(), scores.std()
+        row["train_time_s_mean"] = pd.Series([trained["train_time_s"] for _, trained in runs]).mean()
+        rows.append(row)
+    columns = ["model", "seeds", *(f"{split}_{m}_{s}" for m in ("accuracy", "balanced_accuracy", "macro_f1")
+                                   for s in ("mean", "std")), "train_time_s_mean"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def curves(models: list[str], train_dir: Path) -> dict[str, dict[str, pd.DataFrame]]:
+    """Per model, what dvclive logged per epoch: validation accuracy and loss, training seconds so far."""
+    out = {}
+    for name in models:
+        folder = train_dir / name / "plots" / "metrics"
+        files = {"accuracy": folder / "eval/accuracy.tsv", "loss": folder / "eval/loss.tsv",
+                 "time_s": folder / "train/time_s.tsv"}
+        out[name] = {m: pd.read_csv(f, sep="\t") for m, f in files.items() if f.exists()}
+    return out
+
+
+def seconds_to(series: dict[str, pd.DataFrame], target: float) -> float | None:
+    """Training seconds until the validation accuracy first reached target (None: never, or no timing logged)."""
+    if "accuracy" not in series or "time_s" not in series:
+        return None
+    both = series["accuracy"].merge(series["time_s"], on="step")
+    reached = both[both["accuracy"] >= target]
+    return None if reached.empty else float(reached["time_s"].iloc[0])
+
+
+def pairwise(models: list[str], eval_dir: Path, split: str, alpha: float) -> pd.DataFrame:
+    """McNemar's exact test for every pair of models on the same images of evaluate.split (predictions.csv),
+    Holm-adjusted over all pairs; `verdict` says it in words."""
+    correct, rows = {}, []
+    for name in models:
+        frame = pd.read_csv(eval_dir / name / "predictions.csv", usecols=["path", "true", "predicted"],
+                            dtype=str, keep_default_na=False)
+        correct[name] = (frame["path"].tolist(), (frame["true"] == frame["predicted"]).to_numpy())
+    for i, a in enumerate(models):
+        for b in models[i + 1:]:
+            if correct[a][0] != correct[b][0]:
+                raise UserError(f"compare: {a} and {b} were evaluated on different {split} images; re-run both "
+                                "evaluate stages (dvc repro)")
+            test = stats.mcnemar(correct[a][1], correct[b][1])
+            rows.append({"model_a": a, "model_b": b, f"{split}_accuracy_a": correct[a][1].mean(),
+                         f"{split}_accuracy_b": correct[b][1].mean(), **test})
+    frame = pd.DataFrame(rows, columns=["model_a", "model_b", f"{split}_accuracy_a", f"{split}_accuracy_b",
+                                        "a_only_right", "b_only_right", "p_value"])
+    frame["p_holm"] = stats.holm(frame["p_value"].tolist()) if len(frame) else []
+    frame["verdict"] = [_verdict(r, alpha) for r in frame.to_dict("records")]
+    return frame
+
+
+def _verdict(row: dict, alpha: float) -> str:
+    p = row["p_holm"]
+    said = "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+    if p >= alpha:
+        return f"{row['model_a']} vs {row['model_b']}: no significant difference ({said})"
+    better, worse = ((row["model_a"], row["model_b"]) if row["a_only_right"] > row["b_only_right"]
+                     else (row["model_b"], row["model_a"]))
+    return f"{better} is better than {worse}: {said}"
+
+
+def write(models: list[str], root: Path, detail_split: str, alpha: float = 0.05,
+          target: float | None = None, seeds: dict | None = None) -> pd.DataFrame:
+    """Write reports/compare/* and reports/report.{md,html}; return the comparison table.
+
+    seeds: params.yaml `seeds:`; the spread over the seeded runs of the models it names goes to seeds.csv, the
+    report and the score chart's whiskers.
+    """
+    train_dir, eval_dir, out = root / "train", root / "eval", root / "compare"
+    out.mkdir(parents=True, exist_ok=True)
+    frame = table(models, train_dir, eval_dir, detail_split, target)
+    seeded = [name for name in models if seeds and name in (*seeds["scratch"], *seeds["transfer"])]
+    spread = seed_spread(seeded, seeds["values"] if seeds else [], root / "seeds", detail_split)
+    spread.to_csv(out / "seeds.csv", index=False)
+    pairs = pairwise(models, eval_dir, detail_split, alpha)
+    pairs.to_csv(out / "significance.csv", index=False)
+    (out / "significance.md").write_text(markdown_table(pairs) + "\n")
+    frame.to_csv(out / "comparison.csv", index=False)
+    (out / "comparison.md").write_text(markdown_table(frame) + "\n")
+    metric = {row.pop("model"): {k: v for k, v in row.items() if pd.notna(v)} for row in frame.to_dict("records")}
+    for row in spread.to_dict("records"):
+        metric[row.pop("model")]["seeds"] = {k: v for k, v in row.items() if pd.notna(v)}
+    (out / "comparison.json").write_text(json.dumps(metric, indent=1) + "\n")
+    plots.training_curves(curves(models, train_dir), out / "curves.png")
+    plots.time_to_accuracy(curves(models, train_dir), out / "time_to_accuracy.png")
+    plots.score_bars(frame, f"{detail_split}_accuracy", f"{detail_split}_macro_f1", out / "scores.png",
+                     spread.set_index("model") if len(spread) else None)
+    sections = _report_sections(models, frame, pairs, spread, root, detail_split, alpha)
+    (root / "report.md").write_text(markdown_page(sections, root))
+    (root / "report.html").write_text(html_page(sections, "Model comparison"))
+    return frame
+
+
+def _report_sections(models: list[str], frame: pd.DataFrame, pairs: pd.DataFrame, spread: pd.DataFrame, root: Path,
+                     split: str, alpha: float) -> list[tuple]:
+    """(kind, payload) blocks shared by the Markdown and the HTML report."""
+    f1 = f"{split}_macro_f1"
+    best = frame.sort_values(f1, ascending=False).iloc[0]
+    blocks: list[tuple] = [
+        ("h1", "Model comparison"),
+        ("p", f"{len(models)} models; best macro F1 on {split}: {best['model']} ({best[f1]:.4f})."),
+        ("table", frame), ("img", root / "compare" / "curves.png"), ("img", root / "compare" / "time_to_accuracy.png"),
+        ("img", root / "compare" / "scores.png"),
+        ("h2", "Are the differences real?"),
+        ("p", f"McNemar's exact test on the {split} images each pair of models got right or wrong differently, "
+              f"p-values Holm-adjusted over the {len(pairs)} pairs, significance level {alpha}. The intervals in the "
+              "table above are 95% bootstrap intervals of one trained model; a retrained model varies by its seed "
+              "too."),
+    ]
+    blocks += [("p", verdict) for verdict in pairs["verdict"]] or [("p", "One model: nothing to compare.")]
+    if len(spread):
+        blocks += [("h2", "Training variance over seeds"),
+                   ("p", f"Each model below trained {spread['seeds'].iloc[0]} more times with other seeds "
+                         "(params.yaml seeds:); mean and sample standard deviation of those runs on "
+                         f"{split}. The score chart's whiskers are one standard deviation."), ("table", spread)]
+    retrained = frame.loc[frame["trained_on"] != "train", "model"].tolist()
+    if retrained:
+        blocks.append(("p", f"Retrained on train+val (retrain_full_epochs): {', '.join(retrained)}. Their final "
+                            "model saw the val images, so their val metrics are left out: not held out."))
+    blocks.append(("h2", "Dataset"))
+    counts = json.loads((root / "data" / "class_counts.json").read_text())
+    per_split = pd.DataFrame({s: counts[s] for s in ("train", "val", "test")}).rename_axis("class").reset_index()
+    blocks.append(("table", per_split))
+    skipped = pd.read_csv(root / "data" / "skipped.csv", keep_default_na=False)
+    blocks.append(("p", f"{len(skipped)} files skipped at download (reports/data/skipped.csv); "
+                        f"{counts.get('leaked', 0)} images shared across splits; "
+                        f"{counts.get('excluded', 0)} left out of every split."))
+    if len(skipped):
+        blocks.append(("table", skipped.head(20)))
+    for name in models:
+        folder = root / "eval" / name
+        blocks += [("h2", f"{name}"), ("img", folder / "confusion.png")]
+        pairs = pd.read_csv(folder / "confused_pairs.csv")
+        blocks.append(("table", pairs.head(15)) if len(pairs) else ("p", "No confused pair above the threshold."))
+        blocks += [("img", folder / "gallery.png"), ("img", folder / "gradcam.png")]
+    return blocks
+
+

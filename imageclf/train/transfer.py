@@ -1,0 +1,26 @@
+"""Train one transfer entry of params.yaml: on cached backbone features when it names a features set, else through
+the backbone; fine-tuning in phases."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from imageclf.core import paths
+from imageclf.core.errors import UserError
+from imageclf.models import features, transfer
+from imageclf.train import config, fit
+
+
+def train_entry(p: dict, name: str, model_dir: Path, live_dir: Path, seed: int | None = None) -> dict:
+    """Train the transfer entry `name` of the params `p` (with another seed when given); returns its summary."""
+    cfg = config.model_config(p, name)
+    cfg["seed"] = cfg["seed"] if seed is None else seed
+    if cfg["family"] != "transfer":
+        raise UserError(f"params.yaml: '{name}' is a {cfg['family']} entry; list it under models.scratch")
+    hyper = config.hyperparameters(cfg)
+
+    def phases(epochs: int) -> list[fit.Phase]:
+        return [fit.Phase(*phase) for phase in transfer.phases(hyper, epochs)]
+
+    inputs = features.inputs(cfg, hyper, paths.PREPARED)
+    return fit.train(cfg, paths.PREPARED, model_dir, live_dir, inputs, phases)
