@@ -184,7 +184,7 @@ SECTIONS = {"data": sources.PARAMS, "split": splitting.PARAMS, "prepare": prepar
     (lambda p: p["data"].update(sourse="folder"), r"unknown key 'data.sourse' \(did you mean 'data.source'\?\)"),
     (lambda p: p["prepare"].pop("color"), r"missing key 'prepare.color'"),
     (lambda p: p["prepare"].update(image_size="big"), r"'prepare.image_size' must be"),
-    (lambda p: p["prepare"].update(image_size=[28]), r"'prepare.image_size' must be an integer >= 8 or"),
+    (lambda p: p["prepare"].update(image_size=[28]), r"'prepare.image_size' must be auto, an integer >= 8 or"),
     (lambda p: p["prepare"].update(workers=-1), r"'prepare.workers' must be >= 0"),
     (lambda p: p["split"].update(drop_leaked="yes"), r"'split.drop_leaked' must be true/false"),
     (lambda p: p["split"].update(fractions={"train": 0.5, "val": 0.2}), r"exactly the keys train, val, test"),

@@ -33,7 +33,7 @@ def test_folder_per_class_with_unicode_and_spaces(project, tmp_path):
     manifest, skipped, summary = read_outputs(project)
     assert summary["images"] == 12 and summary["classes"] == 3 and summary["skipped"] == 0
     assert sorted(manifest["class_name"].unique()) == ["daisy", "rosé rouge", "日本"]
-    assert list(manifest.columns[:8]) == ["path", "label", "class_name", "id", "width", "height", "hash",
+    assert list(manifest.columns[:9]) == ["path", "label", "class_name", "id", "width", "height", "grey", "hash",
                                           "official_split"]
     with zipfile.ZipFile(project.path / "data/raw/images.zip") as zf:
         assert sorted(zf.namelist()) == sorted(manifest["path"])
@@ -138,6 +138,7 @@ def test_duplicates_are_reported(project, tmp_path):
     dups = pd.read_csv(project.path / "reports/data/duplicates.csv")
     assert set(dups["path"]) == {"a/img 000.png", "b/copy of a.png"}
     assert summary["duplicate_groups"] == 1 and summary["conflicting_duplicates"] == 1
+    assert summary["conflicts_dropped"] == 2 and summary["images"] == 5  # 7 files; data.conflicts: drop
 
 
 def test_fashion_mnist_from_local_idx(project, tmp_path, monkeypatch):
@@ -207,3 +208,26 @@ def test_kaggle_without_credentials_explains_setup(tmp_path, monkeypatch):
     monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path))
     with pytest.raises(UserError, match=r"Kaggle credentials: create an API token .*/kaggle.json"):
         sources.collect({"source": "kaggle", "kaggle_dataset": "joosthazelzet/lego-brick-images", "path": "x"})
+
+
+@pytest.mark.parametrize(("policy", "kept"), [("drop", []), ("keep_first", ["a/same.png"]),
+                                              ("keep", ["a/same.png", "b/same.png"])])
+def test_label_conflicts_are_listed_and_never_silently_trained_on(project, tmp_path, policy, kept):
+    root = make_folder_tree(tmp_path / "tree", {"a": 3, "b": 3})
+    pattern_image(5, 99).save(root / "a" / "same.png")  # the same picture under two classes
+    pattern_image(5, 99).save(root / "b" / "same.png")
+    project.params["data"].update(source="folder", path=str(root), conflicts=policy)
+    project.run("download")
+    conflicts = pd.read_csv(project.path / "reports/data/conflicts.csv")
+    assert conflicts["path"].tolist() == ["a/same.png", "b/same.png"]
+    assert conflicts.loc[conflicts["kept"], "path"].tolist() == kept
+    manifest = pd.read_csv(project.path / "data/raw/manifest.csv")
+    assert sorted(p for p in manifest["path"] if p.endswith("same.png")) == kept
+    summary = json.loads((project.path / "reports/data/download.json").read_text())
+    assert summary["conflicting_duplicates"] == 1 and summary["conflicts_dropped"] == 2 - len(kept)
+
+
+def test_no_conflict_gives_an_empty_list(project, tmp_path):
+    project.params["data"].update(source="folder", path=str(make_folder_tree(tmp_path / "tree", {"a": 3, "b": 3})))
+    project.run("download")
+    assert (project.path / "reports/data/conflicts.csv").read_text() == "hash,path,class_name,kept\n"

@@ -223,7 +223,7 @@ def test_empty_detail_split_is_a_clear_error(trained, tmp_path):
 
 
 def test_domain_shift_maps_classes_and_counts_the_dropped(trained, tmp_path, monkeypatch):
-    from imageclf.cache.settings import image_size
+    from imageclf.cache.settings import from_shape, image_size
     from imageclf.data import images
     from imageclf.evaluate import scoring
 
@@ -240,8 +240,9 @@ def test_domain_shift_maps_classes_and_counts_the_dropped(trained, tmp_path, mon
     # oracle: predict the same mapped images directly
     model, _ = scoring.load_model("tiny_mlp", trained.path / "models/tiny_mlp", ["cat", "dog", "eel"])
     paths = [p for c in ("doggo", "kitty") for p in sorted((other / c).iterdir())[:5]]
-    x = np.stack([images.to_array(images.open_image(p.read_bytes(), 10**8), image_size(params["prepare"]),
-                                  params["prepare"]["color"], params["prepare"]["resize"], False) for p in paths])
+    prepare = from_shape(params["prepare"], model.input_shape[1:])  # auto size and colour as the model took them
+    x = np.stack([images.to_array(images.open_image(p.read_bytes(), 10**8), image_size(prepare), prepare["color"],
+                                  prepare["resize"], False) for p in paths])
     truth = np.array([1] * 5 + [0] * 5)
     expected = (model.predict(x / 255.0, verbose=0).argmax(axis=1) == truth).mean()
     assert result["accuracy"] == pytest.approx(expected)

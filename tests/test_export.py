@@ -41,6 +41,21 @@ def test_a_model_that_cannot_be_chosen_is_one_line(tmp_path):
         selection.choose("best", ["ghost"], "test.accuracy", "x", tmp_path)
 
 
+def test_the_default_chooses_on_val_and_the_card_says_which_split_chose_and_which_scored(tmp_path):
+    for name, val, test in (("a", 0.9, 0.80), ("b", 0.8, 0.95)):  # b looks best only on the test images
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "metrics.json").write_text(json.dumps({"val": {"accuracy": val},
+                                                                  "test": {"accuracy": test}}))
+    metric = base_params()["export"]["metric"]
+    assert metric.startswith("val.")
+    assert selection.choose("best", ["a", "b"], metric, "x", tmp_path) == "a"
+    fair = selection.chosen_by("best", ["a", "b"], metric, "test")
+    assert "chosen on val, scored on test" in fair and "Warning" not in fair
+    biased = selection.chosen_by("best", ["a", "b"], "test.accuracy", "test")
+    assert "Warning: chosen and scored on the same test images" in biased and "optimistic" in biased
+    assert selection.chosen_by("a", ["a", "b"], "test.accuracy", "test") == "export.model, named in params.yaml"
+
+
 @pytest.mark.parametrize(("key", "value", "message"), [
     ("metric", "test.acc", "'export.metric' must be <split>.<metric> (split train, val or test; metric accuracy"),
     ("metric", "holdout.accuracy", "'export.metric' must be <split>.<metric>"),
@@ -56,3 +71,31 @@ def test_bad_export_params_name_the_key(tmp_path, key, value, message):
     with pytest.raises(UserError) as err:
         params.load({"export": settings.PARAMS}, path)
     assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_the_card_calls_code_or_params_changed_only_when_they_did(tmp_path, monkeypatch):
+    import subprocess
+
+    from imageclf.deploy import model_card
+
+    def git(*args):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
+                       capture_output=True)
+
+    (tmp_path / "imageclf").mkdir()
+    (tmp_path / "reports").mkdir()
+    for name in ("imageclf/a.py", "params.yaml", "reports/metrics.json", "dvc.lock"):
+        (tmp_path / name).write_text("stages: {}\n")
+    git("init", "-q")
+    git("add", "-A")
+    git("commit", "-qm", "run")
+    monkeypatch.chdir(tmp_path)
+    for name in ("reports/metrics.json", "dvc.lock"):  # what every dvc repro rewrites
+        (tmp_path / name).write_text("stages: {train: {}}\n")
+    card = model_card.provenance("m")
+    assert card["code at that revision"] == "unchanged" and card["params at that revision"] == "unchanged"
+    (tmp_path / "imageclf/a.py").write_text("y\n")
+    (tmp_path / "params.yaml").write_text("y\n")
+    card = model_card.provenance("m")
+    assert card["code at that revision"] == "differs: imageclf/a.py"
+    assert card["params at that revision"] == "differs: params.yaml"

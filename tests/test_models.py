@@ -95,7 +95,7 @@ def with_entry(**entry) -> dict:
     ({"family": "lenet5", "optimizer": "adamw"}, r"'train.probe.optimizer' must be one of adam, sgd"),
     ({"family": "lenet5", "lr": 0}, r"'train.probe.lr' must be > 0, got 0"),
     ({"family": "lenet5", "lr": -0.1}, r"'train.probe.lr' must be > 0"),
-    ({"family": "lenet5", "batch_size": 0}, r"'train.probe.batch_size' must be >= 1, got 0"),
+    ({"family": "lenet5", "batch_size": 0}, r"'train.probe.batch_size' must be auto or an integer >= 1, got 0"),
     ({"family": "lenet5", "filtres": [8, 8]}, r"'train.probe.filtres' is neither .* \(did you mean 'filters'\?\)"),
     ({"family": "lenet5", "filters": "wide"}, r"'train.probe.filters' must be a list, got 'wide'"),
     ({"family": "lenet5", "filters": [8, -4]}, r"'train.probe.filters' must be a list of at least 1 integers >= 1, "

@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import pytest
 import yaml
-from conftest import ROOT, module_project
+from conftest import ROOT, base_params, module_project
 
 from imageclf.cache import loader
 from imageclf.cache.shards import load_split
@@ -34,7 +34,7 @@ def tiny_cache(tmp_path_factory) -> Path:
 def make_project(tmp_path: Path, cache: Path, **overrides) -> Path:
     work = tmp_path / "p"
     shutil.copytree(cache, work / "data/prepared")
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params = base_params()
     params["train_defaults"].update({"epochs": 4, "batch_size": 8, "patience": 3, **overrides})
     params["train"]["tiny"] = {"family": "lenet5", "filters": [4, 8], "dense": [16], "dropout": 0.2}
     (work / "params.yaml").write_text(yaml.safe_dump(params))

@@ -96,6 +96,7 @@ def lite0_project(tmp_path_factory):
     project.params["features"] = {"lite0": {"backbone": "efficientnet_lite0", "weights": "imagenet",
                                             "input_size": 32, "pooling": "avg"}}
     project.params["train"]["lite0"] = {"family": "transfer", "features": "lite0", "dense": [16]}
+    project.params["models"]["transfer"] = ["lite0"]
     project.run("download", "split", "prepare", "features")
     yield project
     mp.undo()
@@ -117,6 +118,14 @@ def test_features_stage_caches_each_split_and_keeps_an_unchanged_set(lite0_proje
     assert np.array_equal(y, load_split(Path("data/prepared"), "train")[1])
     lite0_project.run("features")
     assert "features lite0: up to date" in capsys.readouterr().out
+
+
+def test_a_run_of_from_scratch_models_computes_no_feature_set(project, tmp_path):
+    project.params["data"].update(source="folder", path=str(make_folder_tree(tmp_path / "t", {"a": 6, "b": 6})))
+    project.params["models"]["transfer"] = []
+    project.run("download", "split", "prepare", "features")
+    assert not (project.path / "data/features/efficientnet_lite0").exists()
+    assert json.loads((project.path / "reports/data/features.json").read_text()) == {}
 
 
 def test_head_on_cached_features_predicts_like_the_end_to_end_model(lite0_project, capsys):

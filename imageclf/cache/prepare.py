@@ -17,12 +17,12 @@ import pandas as pd
 from tqdm import tqdm
 
 from imageclf.cache.preview import preview
-from imageclf.cache.settings import image_size
+from imageclf.cache.settings import AUTO, image_size, resolve
 from imageclf.cache.shards import META, ShardWriter
 from imageclf.core.cpus import workers
-from imageclf.core.paths import DATA_REPORTS, PREPARED, RAW, SPLIT
+from imageclf.core.errors import UserError
+from imageclf.core.paths import DATA_REPORTS, PREPARED, RAW, SPLIT, SPLITS
 from imageclf.data import images
-from imageclf.data.splitting import SPLITS
 
 _worker: dict = {}
 CHUNK = 64  # images per task sent to a worker
@@ -61,12 +61,18 @@ def run(prepare: dict, max_pixels: int) -> dict:
     """The prepare stage: the prepared cache from the raw tree and the split lists, and the augmentation preview."""
     meta = build(RAW / "images.zip", SPLIT, PREPARED, DATA_REPORTS, prepare, max_pixels)
     preview(PREPARED, meta["classes"], prepare["seed"], DATA_REPORTS / "augment_preview.png")
+    height, width, channels = meta["shape"]
+    why = meta["resolved"]["why"]
+    report = {"height": height, "width": width, "channels": channels, "color": meta["resolved"]["color"],
+              "image_size_from": why["image_size"], "color_from": why["color"]}
+    (DATA_REPORTS / "prepare.json").write_text(json.dumps(report, indent=2) + "\n")
     return meta
 
 
 def build(raw_zip: Path, split_dir: Path, out_dir: Path, reports: Path, prepare: dict, max_pixels: int) -> dict:
     """Write out_dir/<split>-NNNNN.bin shards, <split>.csv record order and meta.json; returns meta."""
     frames, classes = read_splits(split_dir)
+    prepare, why = _resolved(prepare, raw_zip.parent / "manifest.csv", frames)
     size = image_size(prepare)
     shape = (*size, 1 if prepare["color"] == "grayscale" else 3)
     if out_dir.exists():
@@ -74,7 +80,8 @@ def build(raw_zip: Path, split_dir: Path, out_dir: Path, reports: Path, prepare:
     out_dir.mkdir(parents=True)
     reports.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(prepare["seed"])
-    meta = {"shape": list(shape), "classes": classes, "label_bytes": 2, "splits": {}}
+    meta = {"shape": list(shape), "classes": classes, "label_bytes": 2, "splits": {},
+            "resolved": {"image_size": list(size), "color": prepare["color"], "why": why}}
     skipped = []
     # fork starts workers at once; spawn only when TensorFlow (and its threads) already live in this process
     ctx = multiprocessing.get_context("spawn" if "tensorflow" in sys.modules else "fork")
@@ -107,6 +114,22 @@ def build(raw_zip: Path, split_dir: Path, out_dir: Path, reports: Path, prepare:
     (out_dir / META).write_text(json.dumps(meta, indent=1) + "\n")
     pd.DataFrame(skipped, columns=["split", "path", "reason"]).to_csv(reports / "prepare_skipped.csv", index=False)
     return meta
+
+
+def _resolved(prepare: dict, manifest: Path, frames: dict[str, pd.DataFrame]) -> tuple[dict, dict]:
+    """prepare with its `auto` values decided from the split images' manifest rows (sizes, grey or colour)."""
+    if AUTO not in (prepare["image_size"], prepare["color"]):
+        return resolve(prepare, pd.DataFrame({"width": [], "height": [], "grey": []}))
+    if not manifest.is_file():
+        raise UserError(f"{manifest} not found; run the download stage first (dvc repro)")
+    rows = pd.read_csv(manifest, usecols=["path", "width", "height", "grey"], dtype={"path": str})
+    used = rows[rows["path"].isin(pd.concat([f["path"] for f in frames.values()]))]
+    if used.empty:
+        raise UserError("prepare: the split lists hold no image of the manifest; run the split stage again (dvc repro)")
+    resolved, why = resolve(prepare, used)
+    print(f"prepare: image_size {resolved['image_size']} ({why['image_size']}), color {resolved['color']} "
+          f"({why['color']})")
+    return resolved, why
 
 
 class _OfflineAugment:

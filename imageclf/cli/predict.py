@@ -50,17 +50,19 @@ def main() -> None:
     from imageclf.evaluate import scoring  # TensorFlow loads only once the arguments are known to be good
 
     model, info = scoring.load_model(name, paths.MODELS / name)
-    size = prepare_settings.image_size(p["prepare"])
-    shape = (*size, 1 if p["prepare"]["color"] == "grayscale" else 3)
-    if tuple(model.input_shape[1:]) != shape:
-        raise UserError(f"{name} takes {model.input_shape[1:]} images but params.yaml prepare gives {shape}; "
+    shape = tuple(model.input_shape[1:])
+    differ = prepare_settings.conflict(p["prepare"], shape)
+    if differ:
+        raise UserError(f"{name} takes {shape} images but params.yaml prepare gives {differ}; "
                         "run dvc repro so the model matches params.yaml")
+    prepare = prepare_settings.from_shape(p["prepare"], shape)  # auto values as the model was trained with
+    size = prepare_settings.image_size(prepare)
     classes = info["classes"]
     results = []
     progress = tqdm(total=len(files), unit="img", desc=f"predict {name}", disable=len(files) < PROGRESS_FROM,
                     file=sys.stderr)
     batch = p["evaluate"]["batch_size"]
-    for kept, pixels in prediction.batches(files, p["prepare"], size, p["data"]["max_image_pixels"], batch, skipped):
+    for kept, pixels in prediction.batches(files, prepare, size, p["data"]["max_image_pixels"], batch, skipped):
         probs = np.asarray(model.predict_on_batch(pixels.astype(np.float32) / 255.0))
         results.append(prediction.top_k(kept, probs, classes, min(args.top_k or p["evaluate"]["top_k"],
                                                                   len(classes))))

@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+SPLITS = ("train", "val", "test")  # every dataset ends with these (split stage)
+
 RAW = Path("data/raw")  # download: images.zip, manifest.csv, split_lists.json
 SPLIT = Path("data/split")  # split: <split>.csv, classes.json
 PREPARED = Path("data/prepared")  # prepare: shards, <split>.csv, meta.json

@@ -19,6 +19,7 @@ class ImageInfo:
     height: int
     mode: str
     hash: str  # sha256 of the decoded pixels (mode, size and bytes): same picture, same hash
+    grey: bool  # no colour to speak of (prepare.color: auto keeps grey only when every image is)
 
 
 def open_image(data: bytes, max_pixels: int) -> Image.Image:
@@ -46,7 +47,21 @@ def inspect(data: bytes, max_pixels: int) -> ImageInfo:
     img = open_image(data, max_pixels)
     digest = hashlib.sha256(f"{img.mode}{img.size}".encode())
     digest.update(img.tobytes())
-    return ImageInfo(img.width, img.height, img.mode, digest.hexdigest())
+    return ImageInfo(img.width, img.height, img.mode, digest.hexdigest(), is_grey(img))
+
+
+GREY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+GREY_SPREAD = 8  # largest channel spread (max - min of R, G, B) of 99% of the pixels that still counts as grey
+
+
+def is_grey(img: Image.Image) -> bool:
+    """Whether an image holds no colour: a grey mode, or RGB whose channels agree (grey saved as RGB or JPEG);
+    transparent pixels count as the white they are shown on."""
+    if img.mode in GREY_MODES:
+        return True
+    rgb = np.asarray(to_8bit(img, "rgb"), dtype=np.int16)
+    spread = rgb.max(axis=2) - rgb.min(axis=2)
+    return float(np.percentile(spread, 99)) <= GREY_SPREAD
 
 
 def to_8bit(img: Image.Image, color: str) -> Image.Image:

@@ -21,7 +21,7 @@ from imageclf.core.errors import UserError
 from imageclf.data import sources
 from imageclf.data.sources import Collection, Item
 
-MANIFEST_COLUMNS = ["path", "label", "class_name", "id", "width", "height", "hash", "official_split"]
+MANIFEST_COLUMNS = ["path", "label", "class_name", "id", "width", "height", "grey", "hash", "official_split"]
 
 
 def _inspect(job: tuple[Item, int]) -> tuple[str, bytes | None, images.ImageInfo | None, str]:
@@ -38,12 +38,14 @@ def _inspect(job: tuple[Item, int]) -> tuple[str, bytes | None, images.ImageInfo
 
 def download(data: dict, out_dir: Path = paths.RAW, reports: Path = paths.DATA_REPORTS) -> dict:
     """The download stage: collect the source's items and write the raw tree, manifest and reports."""
-    return write(sources.collect(data), out_dir, reports, data["max_image_pixels"], data["min_per_class"])
+    return write(sources.collect(data), out_dir, reports, data["max_image_pixels"], data["min_per_class"],
+                 conflicts=data["conflicts"])
 
 
 def write(collection: Collection, out_dir: Path, reports: Path, max_pixels: int, min_per_class: int,
-          n_workers: int = 0) -> dict:
-    """Validate every item, pack the usable ones into out_dir/images.zip and write the manifest and reports."""
+          n_workers: int = 0, conflicts: str = "drop") -> dict:
+    """Validate every item, pack the usable ones into out_dir/images.zip and write the manifest and reports;
+    pixel-identical images under different classes are handled by `conflicts` (CONFLICTS) and listed."""
     out_dir.mkdir(parents=True, exist_ok=True)
     reports.mkdir(parents=True, exist_ok=True)
     by_path = {item.path: item for item in collection.items}
@@ -63,22 +65,25 @@ def write(collection: Collection, out_dir: Path, reports: Path, max_pixels: int,
             item = by_path[path]
             rows.append(_row(item, info))
     manifest = _label(pd.DataFrame(rows), collection, min_per_class)
+    duplicates = _duplicates(manifest)  # every copy, the conflicting ones too
+    conflicting, manifest = _conflicts(manifest, conflicts)
+    conflicting.to_csv(reports / "conflicts.csv", index=False)
     manifest.to_csv(out_dir / "manifest.csv", index=False)
     (out_dir / "split_lists.json").write_text(json.dumps(collection.lists, indent=1, sort_keys=True) + "\n")
     pd.DataFrame(sorted(skipped), columns=["path", "reason"]).to_csv(reports / "skipped.csv", index=False)
-    duplicates = _duplicates(manifest)
     duplicates.to_csv(reports / "duplicates.csv", index=False)
-    conflicting = int((duplicates.groupby("hash")["class_name"].nunique() > 1).sum()) if len(duplicates) else 0
     summary = {"images": len(manifest), "classes": int(manifest["label"].nunique()), "skipped": len(skipped),
-               "duplicate_groups": int(duplicates["hash"].nunique()), "conflicting_duplicates": conflicting}
+               "duplicate_groups": int(duplicates["hash"].nunique()),
+               "conflicting_duplicates": int(conflicting["hash"].nunique()),
+               "conflicts_dropped": int((~conflicting["kept"]).sum())}
     (reports / "download.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
 
 def _row(item: Item, info: images.ImageInfo) -> dict:
     return {"path": item.path, "class_key": item.class_key, "class_name": item.class_name, "id": item.id,
-            "width": info.width, "height": info.height, "hash": info.hash, "official_split": item.official_split,
-            **item.extra}
+            "width": info.width, "height": info.height, "grey": info.grey, "hash": info.hash,
+            "official_split": item.official_split, **item.extra}
 
 
 def _label(manifest: pd.DataFrame, collection: Collection, min_per_class: int) -> pd.DataFrame:
@@ -96,6 +101,26 @@ def _label(manifest: pd.DataFrame, collection: Collection, min_per_class: int) -
     manifest.insert(1, "label", manifest["class_key"].map({k: i for i, k in enumerate(keys)}).astype(int))
     extra = [c for c in manifest.columns if c not in MANIFEST_COLUMNS and c != "class_key"]
     return manifest[MANIFEST_COLUMNS + extra].sort_values("path", kind="stable").reset_index(drop=True)
+
+
+# data.conflicts: what to do with pixel-identical images filed under different classes. drop (the default): every
+# copy goes, since which label is right is unknown and training on both teaches a contradiction; keep_first: the
+# copy first in path order stays; keep: all stay (the contradiction is trained on). Each is listed in conflicts.csv.
+CONFLICTS = {
+    "drop": lambda group: [False] * len(group),
+    "keep_first": lambda group: [True] + [False] * (len(group) - 1),
+    "keep": lambda group: [True] * len(group),
+}
+
+
+def _conflicts(manifest: pd.DataFrame, policy: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(the label conflicts with whether each copy was kept, the manifest without the dropped copies)."""
+    labels = manifest.groupby("hash")["class_name"].nunique()
+    rows = manifest[manifest["hash"].isin(labels[labels > 1].index)].sort_values(["hash", "path"])
+    kept = [k for _, group in rows.groupby("hash", sort=True) for k in CONFLICTS[policy](group)]
+    table = rows[["hash", "path", "class_name"]].assign(kept=kept)
+    dropped = set(table.loc[~table["kept"], "path"])
+    return table, manifest[~manifest["path"].isin(dropped)].reset_index(drop=True)
 
 
 def _duplicates(manifest: pd.DataFrame) -> pd.DataFrame:

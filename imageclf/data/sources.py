@@ -256,6 +256,7 @@ PARAMS = Section({
     "labels": Field((str,), choices=tuple(LABELLERS)),
     "labels_csv": Field((str,), nullable=True),
     "filename_regex": Field((str,), nullable=True),
+    "conflicts": Field((str,), choices=("drop", "keep_first", "keep")),  # ingest.CONFLICTS says what each does
     "min_per_class": Field((int,), minimum=1),
     "max_per_class": Field((int,), minimum=1, nullable=True),
     "max_image_pixels": Field((int,), minimum=1),

@@ -29,6 +29,7 @@ from imageclf.deploy import model_card, selection
 from imageclf.deploy.settings import FILES
 from imageclf.evaluate import scoring
 from imageclf.train import config
+from imageclf.train.settings import resolve_budget
 
 Runner = Callable[[np.ndarray], np.ndarray]
 
@@ -126,8 +127,7 @@ def export_chosen(p: dict) -> dict:
     cfg = p["export"]
     models = params.model_names(p["models"])
     name = selection.choose(cfg["model"], models, cfg["metric"], "params.yaml: 'export.model'")
-    chosen_by = (f"export.model = best: the highest {cfg['metric']} of {', '.join(models)}" if cfg["model"] == "best"
-                 else "export.model")
+    chosen_by = selection.chosen_by(cfg["model"], models, cfg["metric"], p["evaluate"]["split"])
     meta = read_meta(paths.PREPARED)
     model, _ = scoring.load_model(name, paths.MODELS / name, meta["classes"])
     split, batch = p["evaluate"]["split"], p["evaluate"]["batch_size"]
@@ -136,6 +136,7 @@ def export_chosen(p: dict) -> dict:
         raise UserError(f"evaluate.split '{split}' has no images to check the exported formats on")
     reference = model.predict(pixels.astype(np.float32) / 255.0, batch_size=batch, verbose=0)
     wrapped = pixel_model(model, tuple(meta["shape"]))
+    wrapped.predict_on_batch(pixels[:1])  # Keras' ONNX exporter refuses a model never called (seen with 2 devices)
     if paths.EXPORT.exists():
         shutil.rmtree(paths.EXPORT)
     paths.EXPORT.mkdir(parents=True)
@@ -151,7 +152,7 @@ def export_chosen(p: dict) -> dict:
         print(f"export {name} {fmt}: {formats[fmt]}")
     scores = json.loads((paths.EVAL_REPORTS / name / "metrics.json").read_text())
     pairs = pd.read_csv(paths.EVAL_REPORTS / name / "confused_pairs.csv")
-    entry = config.model_config(p, name)
+    entry = resolve_budget(config.model_config(p, name), meta["splits"]["train"]["count"])
     entry["hyper"] = config.hyperparameters(entry)  # the family's defaults too: the card lists every setting
     card = model_card.render(name, entry, chosen_by, p["data"], p["prepare"], meta, scores, split, pairs, formats,
                              cfg["tolerance"], model_card.provenance(name))

@@ -29,12 +29,22 @@ def input_contract(shape: list[int], prepare: dict) -> list[str]:
     return steps
 
 
+CODE = ("imageclf", "stages", "dvc.yaml")  # what decides how a model is made, besides params.yaml and the data
+
+
 def provenance(name: str, lock_file: Path = Path("dvc.lock")) -> dict[str, str]:
-    """Git revision and the dvc.lock hashes of the model's training inputs and of the model file."""
+    """Git revision, whether the code or params.yaml differ from it (reports and dvc.lock, which every run rewrites,
+    do not count), and the dvc.lock hashes of the model's training inputs and of the model file."""
     git = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True)
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True)
-    out = {"git revision": git.stdout.strip() + (" (with uncommitted changes)" if dirty.stdout.strip() else "")
-           if git.returncode == 0 else "unknown (not a git checkout)"}
+    if git.returncode != 0:
+        out = {"git revision": "unknown (not a git checkout)"}
+    else:
+        out = {"git revision": git.stdout.strip()}
+        for what, paths in (("code", CODE), ("params", ("params.yaml",))):
+            changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", *paths],
+                                     capture_output=True, text=True).stdout.split("\n")
+            changed = sorted(line[3:] for line in changed if line.strip())
+            out[f"{what} at that revision"] = (f"differs: {', '.join(changed)}" if changed else "unchanged")
     stages = (yaml.safe_load(lock_file.read_text()) or {}).get("stages", {}) if lock_file.is_file() else {}
     stage = stages.get(f"train@{name}") or stages.get(f"train_transfer@{name}")
     if stage is None:
@@ -61,7 +71,8 @@ def render(name: str, cfg: dict, chosen_by: str, data: dict, prepare: dict, meta
     lines += [f"{i}. {c}" for i, c in enumerate(classes)]
     sizes = {s: meta["splits"][s]["count"] for s in ("train", "val", "test")}
     lines += ["", "## Data", "", f"Source `{data['source']}` ({where}); split images: "
-              + ", ".join(f"{s} {n}" for s, n in sizes.items()) + f"; trained on {scores.get('trained_on', 'train')}.",
+              + ", ".join(f"{s} {n}" for s, n in sizes.items()) + f"; trained on {scores.get('trained_on', 'train')}."
+              + _resolution(meta),
               "", "## Training", "", markdown_table(_settings(cfg)), "",
               f"## Metrics on {split} ({detail.get('samples', 0)} images never trained on)", ""]
     lines += [markdown_table(_metrics(detail)), "", "## Most confused pairs", ""]
@@ -80,8 +91,18 @@ def render(name: str, cfg: dict, chosen_by: str, data: dict, prepare: dict, meta
     return "\n".join(lines) + "\n"
 
 
+def _resolution(meta: dict) -> str:
+    """How the prepared size and colour were chosen (prepare.image_size / color: auto decide from the images)."""
+    resolved = meta.get("resolved")
+    if not resolved:
+        return ""
+    (height, width), why = resolved["image_size"], resolved["why"]
+    return (f" Images prepared at {height}x{width} {resolved['color']} (image_size: {why['image_size']}; "
+            f"color: {why['color']}).")
+
+
 def _settings(cfg: dict) -> pd.DataFrame:
-    settings = {**cfg["hyper"], **{k: v for k, v in cfg.items() if k not in ("name", "hyper")}}
+    settings = {**cfg["hyper"], **{k: v for k, v in cfg.items() if k not in ("name", "hyper", "budget")}}
     values = [str(list(v)) if isinstance(v, tuple) else str(v) for v in settings.values()]  # defaults are tuples
     return pd.DataFrame({"setting": list(settings), "value": values})
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from imageclf.core import paths
 from imageclf.core.errors import UserError
 from imageclf.core.params import did_you_mean
-from imageclf.data.splitting import SPLITS
+from imageclf.core.paths import SPLITS
 
 EVAL_DIR = paths.EVAL_REPORTS
 METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "cohen_kappa")  # what `best` can maximise
@@ -31,6 +31,20 @@ def metric_value(name: str, metric: str, eval_dir: Path = EVAL_DIR) -> float | N
     split, key = metric.split(".", 1)
     value = json.loads(path.read_text()).get(split, {}).get(key)
     return value if isinstance(value, int | float) else None
+
+
+def chosen_by(spec: str, models: list[str], metric: str, scored_on: str) -> str:
+    """How the model card explains the choice: by name, or `best` by a metric on a split, and whether the split that
+    scores the model was also the one that chose it (then its scores are optimistic)."""
+    if spec != "best":
+        return "export.model, named in params.yaml"
+    split = metric.split(".", 1)[0]
+    said = f"export.model = best: the highest {metric} of {', '.join(models)}"
+    if split == scored_on:
+        return (f"{said}. **Warning: chosen and scored on the same {split} images**, so the scores below are "
+                f"optimistic (the best of {len(models)} on these very images); choose on val "
+                "(export.metric: val.accuracy) for an unbiased estimate")
+    return f"{said}; chosen on {split}, scored on {scored_on} (images never used to choose or train it)"
 
 
 def choose(spec: str, models: list[str], metric: str, where: str, eval_dir: Path = EVAL_DIR) -> str:

@@ -7,7 +7,7 @@ from collections import Counter
 import keras
 import numpy as np
 
-from imageclf.cache.settings import image_size
+from imageclf.cache.settings import from_shape, image_size
 from imageclf.core.errors import UserError
 from imageclf.core.params import validate_section
 from imageclf.data import images, sources
@@ -16,6 +16,7 @@ from imageclf.evaluate import metrics
 
 def evaluate(model: keras.Model, classes: list[str], data: dict, prepare: dict, shift: dict, cfg: dict) -> dict:
     """Metrics of the model on the mapped images of shift['data'] (merged over the main data block)."""
+    prepare = from_shape(prepare, model.input_shape[1:])  # auto size and colour as the model was trained with
     other = validate_section("evaluate.domain_shift.data", {**data, **shift["data"]}, sources.PARAMS)
     unknown = sorted(set(shift["class_map"].values()) - set(classes))
     if unknown:

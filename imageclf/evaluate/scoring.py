@@ -13,7 +13,7 @@ import pandas as pd
 from imageclf.cache import loader
 from imageclf.cache.shards import load_split, read_meta
 from imageclf.core.errors import UserError
-from imageclf.data.splitting import SPLITS
+from imageclf.core.paths import SPLITS
 from imageclf.evaluate import domain_shift, gradcam, metrics, plots, stats
 
 

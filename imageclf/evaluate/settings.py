@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from imageclf.core.params import Field, Section
-from imageclf.data.splitting import SPLITS
+from imageclf.core.paths import SPLITS
 
 
 def _domain_shift(value: dict) -> str | None:

@@ -57,17 +57,20 @@ def sets(section: object) -> dict[str, dict]:
     return out
 
 
-def update(section: object, prepared: Path = paths.PREPARED, root: Path = ROOT, report: Path = REPORT) -> dict:
-    """The features stage: extract every listed set whose key or prepared data changed, keep the others, remove the
-    sets no longer listed; returns the timing report (extraction seconds and images/s per set)."""
+def update(section: object, any_transfer: bool, prepared: Path = paths.PREPARED, root: Path = ROOT,
+           report: Path = REPORT) -> dict:
+    """The features stage: extract every defined set whose key or prepared data changed, when a transfer entry is
+    listed at all (a run of from-scratch models computes none: the sets are left as they are); folders of sets no
+    longer defined are removed. Returns the timing report (extraction seconds and images/s per computed set)."""
     from imageclf.models import transfer
 
-    listed = sets(section)
+    defined = sets(section)
+    listed = defined if any_transfer else {}
     shape = tuple(read_meta(prepared)["shape"])
     prepared_print = fingerprint(prepared)
     root.mkdir(parents=True, exist_ok=True)
     for stale in root.iterdir():
-        if stale.name not in listed:
+        if stale.name not in defined:
             shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
     timing = json.loads(report.read_text()) if report.is_file() else {}  # kept for sets that are up to date
     for name, hyper in listed.items():

@@ -39,7 +39,11 @@ HYPERPARAMETERS: dict[str, Field] = {
     "weights": Field((str,), nullable=True, doc="backbone weights: imagenet, null (random) or a weight file path"),
     "mode": Field((str,), choices=("frozen", "finetune", "scratch"),
                   doc="frozen backbone, finetune its top layers, or train it from scratch"),
-    "input_size": Field((int,), nullable=True, doc="side the backbone sees (null: the image, raised to its minimum)"),
+    "input_size": Field((int, str), nullable=True,
+                        check=lambda v: None if v == "auto" or (isinstance(v, int) and v >= 1)
+                        else f"must be auto, null or an integer >= 1, got {v!r}",
+                        doc="side the backbone sees (null: the image, raised to the backbone's minimum; auto: the "
+                            "image, at least 48 px)"),
     "pooling": Field((str,), choices=("avg", "avgpool4"),
                      doc="backbone feature map to vector: global average, or 4x4 average pooling + flatten"),
     "finetune_top_n": Field((int,), minimum=1, doc="backbone layers (from the top) that fine-tuning trains"),

@@ -111,9 +111,9 @@ def check_hyper(hyper: dict, training: dict, where: str) -> None:
         raise UserError(f"params.yaml: '{where}' has mode {hyper['mode']} but weights: null (nothing to transfer); "
                         "set weights: imagenet or a weight file path, or mode: scratch")
     size, minimum = hyper["input_size"], BACKBONES[backbone].min_size
-    if size is not None and size < minimum:
+    if isinstance(size, int) and size < minimum:
         raise UserError(f"params.yaml: '{where}.input_size' must be null (image size, raised to the backbone's "
-                        f"minimum) or an integer >= {minimum} for {backbone}; got {size!r}")
+                        f"minimum), auto or an integer >= {minimum} for {backbone}; got {size!r}")
     if isinstance(hyper["weights"], str) and hyper["weights"] != "imagenet":
         weight_file(hyper["weights"], backbone, f"{where}.weights")
     if hyper["mode"] == "finetune" and hyper["head_epochs"]:
@@ -183,9 +183,15 @@ class BackbonePreprocess(layers.Layer):
         return {**super().get_config(), "backbone": self.backbone}
 
 
-def input_size(image: tuple[int, int], backbone: str, size: int | None) -> tuple[int, int]:
-    """(height, width) the backbone sees: input_size if set, else the image raised to the backbone's minimum."""
+AUTO_INPUT_MIN = 48  # input_size: auto raises smaller images to this side (Lite0 on 28 px Fashion-MNIST: 48 works well)
+
+
+def input_size(image: tuple[int, int], backbone: str, size: int | str | None) -> tuple[int, int]:
+    """(height, width) the backbone sees: input_size if a number; auto: the image, raised to at least
+    AUTO_INPUT_MIN (photos keep their prepared size); null: the image raised to the backbone's minimum."""
     minimum = BACKBONES[backbone].min_size
+    if size == "auto":
+        return max(image[0], AUTO_INPUT_MIN, minimum), max(image[1], AUTO_INPUT_MIN, minimum)
     if size:
         return size, size
     if min(image) >= minimum:
@@ -197,7 +203,7 @@ def input_size(image: tuple[int, int], backbone: str, size: int | None) -> tuple
     return target
 
 
-def extractor(shape: tuple[int, int, int], backbone: str, weights: str | None, size: int | None, mode: str,
+def extractor(shape: tuple[int, int, int], backbone: str, weights: str | None, size: int | str | None, mode: str,
               pooling: str) -> keras.Model:
     """[0, 1] image -> pooled backbone features (a vector), as one nested model named 'extractor'."""
     inputs = keras.Input(shape)
@@ -240,7 +246,7 @@ def unfreeze_top(model: keras.Model, top_n: int) -> bool:
 
 @register("transfer", check=check_hyper)
 def transfer_model(input_shape: tuple, num_classes: int, *, backbone: str = "efficientnet_lite0",
-                   weights: str | None = "imagenet", mode: str = "frozen", input_size: int | None = None,
+                   weights: str | None = "imagenet", mode: str = "frozen", input_size: int | str | None = None,
                    pooling: str = "avg", features: str | None = None, finetune_top_n: int = 20, head_epochs: int = 0,
                    finetune_lr_factor: float = 0.1, dense: list[int] = (256,), dropout: float = 0.2,
                    batch_norm: bool = False) -> keras.Model:

@@ -10,7 +10,7 @@ import pandas as pd
 from imageclf.core.errors import UserError
 from imageclf.core.params import NUMBER, Field, Section
 from imageclf.evaluate import stats
-from imageclf.report import plots
+from imageclf.report import diagnostics, plots
 from imageclf.report.page import html_page, markdown_page, markdown_table
 
 PARAMS = Section({  # params.yaml compare:
@@ -78,14 +78,24 @@ def seed_spread(models: list[str], values: list[int], seeds_dir: Path, split: st
 
 
 def curves(models: list[str], train_dir: Path) -> dict[str, dict[str, pd.DataFrame]]:
-    """Per model, what dvclive logged per epoch: validation accuracy and loss, training seconds so far."""
+    """Per model, what dvclive logged per epoch: validation accuracy and loss, training seconds so far, training
+    accuracy."""
     out = {}
     for name in models:
         folder = train_dir / name / "plots" / "metrics"
         files = {"accuracy": folder / "eval/accuracy.tsv", "loss": folder / "eval/loss.tsv",
-                 "time_s": folder / "train/time_s.tsv"}
+                 "time_s": folder / "train/time_s.tsv", "train_accuracy": folder / "train/accuracy.tsv"}
         out[name] = {m: pd.read_csv(f, sep="\t") for m, f in files.items() if f.exists()}
     return out
+
+
+def findings(models: list[str], train_dir: Path, eval_dir: Path, split: str,
+             counts: dict[str, dict]) -> dict[str, list[diagnostics.Finding]]:
+    """Per model, what makes its run untrustworthy (report/diagnostics.py), if anything."""
+    logs = curves(models, train_dir)
+    return {name: diagnostics.diagnose(_read(train_dir / name / "metrics.json", f"train of {name}"),
+                                       _read(eval_dir / name / "metrics.json", f"evaluate of {name}"),
+                                       logs[name], split, counts) for name in models}
 
 
 def seconds_to(series: dict[str, pd.DataFrame], target: float) -> float | None:
@@ -140,10 +150,14 @@ def write(models: list[str], root: Path, detail_split: str, alpha: float = 0.05,
     train_dir, eval_dir, out = root / "train", root / "eval", root / "compare"
     out.mkdir(parents=True, exist_ok=True)
     frame = table(models, train_dir, eval_dir, detail_split, target)
+    counts = json.loads((root / "data" / "class_counts.json").read_text())
+    found = findings(models, train_dir, eval_dir, detail_split, counts)
+    frame["warnings"] = [", ".join(f.code for f in found[name]) or None for name in frame["model"]]
     seeded = [name for name in models if seeds and name in (*seeds["scratch"], *seeds["transfer"])]
     spread = seed_spread(seeded, seeds["values"] if seeds else [], root / "seeds", detail_split)
     spread.to_csv(out / "seeds.csv", index=False)
     pairs = pairwise(models, eval_dir, detail_split, alpha)
+    pairs["verdict"] = [_caution(row, found) for row in pairs.to_dict("records")]
     pairs.to_csv(out / "significance.csv", index=False)
     (out / "significance.md").write_text(markdown_table(pairs) + "\n")
     frame.to_csv(out / "comparison.csv", index=False)
@@ -156,20 +170,46 @@ def write(models: list[str], root: Path, detail_split: str, alpha: float = 0.05,
     plots.time_to_accuracy(curves(models, train_dir), out / "time_to_accuracy.png")
     plots.score_bars(frame, f"{detail_split}_accuracy", f"{detail_split}_macro_f1", out / "scores.png",
                      spread.set_index("model") if len(spread) else None)
-    sections = _report_sections(models, frame, pairs, spread, root, detail_split, alpha)
+    sections = _report_sections(models, frame, pairs, spread, root, detail_split, alpha, found)
     (root / "report.md").write_text(markdown_page(sections, root))
     (root / "report.html").write_text(html_page(sections, "Model comparison"))
     return frame
 
 
+def _caution(row: dict, found: dict[str, list[diagnostics.Finding]]) -> str:
+    """A pair's verdict, marked when a model of the pair is an untrustworthy run."""
+    flagged = [f"{name}: {', '.join(f.code for f in found[name])}" for name in (row["model_a"], row["model_b"])
+               if found.get(name)]
+    if not flagged:
+        return row["verdict"]
+    return f"{row['verdict']} [untrustworthy run, not a verdict on the family: {'; '.join(flagged)}]"
+
+
+def _trust(models: list[str], found: dict[str, list[diagnostics.Finding]]) -> list[tuple]:
+    """The report's section on whether each run can be believed."""
+    blocks: list[tuple] = [("h2", "Is each run trustworthy?")]
+    flagged = [name for name in models if found[name]]
+    if not flagged:
+        return [*blocks, ("p", "No warning: no model is at chance, still improving, overfitting or evaluated on too "
+                               "few images.")]
+    for name in flagged:
+        blocks += [("p", f"{name} ({finding.code}): {finding.text}.") for finding in found[name]]
+    return blocks
+
+
 def _report_sections(models: list[str], frame: pd.DataFrame, pairs: pd.DataFrame, spread: pd.DataFrame, root: Path,
-                     split: str, alpha: float) -> list[tuple]:
+                     split: str, alpha: float, found: dict[str, list[diagnostics.Finding]]) -> list[tuple]:
     """(kind, payload) blocks shared by the Markdown and the HTML report."""
     f1 = f"{split}_macro_f1"
     best = frame.sort_values(f1, ascending=False).iloc[0]
+    flagged = [name for name in models if found[name]]
+    warn = (f" {len(flagged)} run(s) are not trustworthy ({', '.join(flagged)}): see below before reading their "
+            "scores as a verdict on their family." if flagged else "")
     blocks: list[tuple] = [
         ("h1", "Model comparison"),
-        ("p", f"{len(models)} models; best macro F1 on {split}: {best['model']} ({best[f1]:.4f})."),
+        ("p", f"{len(models)} models; best macro F1 on {split}: {best['model']} ({best[f1]:.4f}).{warn}"),
+        *_trust(models, found),
+        ("h2", "Scores"),
         ("table", frame), ("img", root / "compare" / "curves.png"), ("img", root / "compare" / "time_to_accuracy.png"),
         ("img", root / "compare" / "scores.png"),
         ("h2", "Are the differences real?"),
@@ -189,6 +229,11 @@ def _report_sections(models: list[str], frame: pd.DataFrame, pairs: pd.DataFrame
         blocks.append(("p", f"Retrained on train+val (retrain_full_epochs): {', '.join(retrained)}. Their final "
                             "model saw the val images, so their val metrics are left out: not held out."))
     blocks.append(("h2", "Dataset"))
+    prepared = root / "data" / "prepare.json"
+    if prepared.is_file():
+        facts = json.loads(prepared.read_text())
+        blocks.append(("p", f"Images prepared at {facts['height']}x{facts['width']} {facts['color']} (image_size: "
+                            f"{facts['image_size_from']}; color: {facts['color_from']})."))
     counts = json.loads((root / "data" / "class_counts.json").read_text())
     per_split = pd.DataFrame({s: counts[s] for s in ("train", "val", "test")}).rename_axis("class").reset_index()
     blocks.append(("table", per_split))
@@ -198,6 +243,14 @@ def _report_sections(models: list[str], frame: pd.DataFrame, pairs: pd.DataFrame
                         f"{counts.get('excluded', 0)} left out of every split."))
     if len(skipped):
         blocks.append(("table", skipped.head(20)))
+    listed = root / "data" / "conflicts.csv"
+    conflicts = pd.read_csv(listed, keep_default_na=False) if listed.is_file() else pd.DataFrame()
+    if len(conflicts):
+        dropped = int((~conflicts["kept"].astype(bool)).sum())
+        blocks.append(("p", f"{conflicts['hash'].nunique()} label conflicts: pixel-identical images filed under "
+                            f"different classes ({len(conflicts)} files, {dropped} dropped by data.conflicts; "
+                            "reports/data/conflicts.csv)."))
+        blocks.append(("table", conflicts.head(20)))
     for name in models:
         folder = root / "eval" / name
         blocks += [("h2", f"{name}"), ("img", folder / "confusion.png")]

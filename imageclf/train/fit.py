@@ -28,7 +28,7 @@ from imageclf.core.errors import UserError
 from imageclf.models.registry import REGISTRY
 from imageclf.train.checkpoints import Checkpoints, ResumableEarlyStopping, Timer, drop_logged_steps, fingerprint
 from imageclf.train.config import check_input
-from imageclf.train.settings import MONITORS, OPTIMIZERS, learning_rate
+from imageclf.train.settings import MONITORS, OPTIMIZERS, budget_line, learning_rate, resolve_budget
 
 
 class Phase(NamedTuple):
@@ -55,10 +55,18 @@ def make_optimizer(cfg: dict) -> keras.optimizers.Optimizer:
 AUTO_STEPS_PER_EXECUTION = 16  # bench/steps_bench.py: small models gain most, none loses
 
 
-def steps_per_execution(cfg: dict, steps_per_epoch: int) -> int:
+# Keras 3.15.1 / TF 2.21: fit under MirroredStrategy with more than one replica fails for steps_per_execution > 1
+# ("You must feed a value for placeholder tensor ... int32" in multi_step_on_iterator); set True once a release
+# fixes it (tests/test_train.py trains on two logical CPU devices either way).
+MULTI_REPLICA_STEPS = False
+
+
+def steps_per_execution(cfg: dict, steps_per_epoch: int, replicas: int = 1) -> int:
     """Batches per call into TensorFlow (fewer Python round trips: what small models pay most): the largest divisor
     of the steps per epoch up to the param (auto: 16). Keras rounds an epoch up to a multiple of it, which would
-    shift the epoch-keyed training data and break exact resume."""
+    shift the epoch-keyed training data and break exact resume. With several replicas: 1 (see MULTI_REPLICA_STEPS)."""
+    if replicas > 1 and not MULTI_REPLICA_STEPS:
+        return 1
     limit = AUTO_STEPS_PER_EXECUTION if cfg["steps_per_execution"] == "auto" else cfg["steps_per_execution"]
     return max(d for d in range(1, min(limit, steps_per_epoch) + 1) if steps_per_epoch % d == 0)
 
@@ -93,18 +101,38 @@ def accelerator_settings(cfg: dict, gpu: bool) -> tuple[bool, bool]:
             {"auto": gpu, "on": True, "off": False}[cfg["xla"]])
 
 
-def build(cfg: dict, shape: tuple, n_classes: int) -> keras.Model:
-    """The entry's model; a problem the builder finds (weights file, offline download) names the entry."""
+def build(cfg: dict, shape: tuple, n_classes: int, steps: int) -> keras.Model:
+    """The entry's model for `steps` training batches an epoch; a problem the builder finds (weights file, offline
+    download) names the entry."""
     try:
-        return REGISTRY[cfg["family"]].build(shape, n_classes, **cfg["hyper"])
+        model = REGISTRY[cfg["family"]].build(shape, n_classes, **cfg["hyper"])
     except UserError as err:
         raise UserError(f"train.{cfg['name']}: {err}") from None
+    momentum = batch_norm_momentum(steps)
+    for layer in _all_layers(model):
+        if isinstance(layer, keras.layers.BatchNormalization) and momentum < layer.momentum:
+            layer.momentum = momentum
+    return model
+
+
+def batch_norm_momentum(steps: int) -> float:
+    """BatchNorm's moving statistics forget over about one epoch when an epoch is short (Keras' 0.99 averages over
+    ~100 steps: a 15-step epoch would evaluate on statistics still near their initial values), never below 0.9."""
+    return min(0.99, max(0.9, 1 - 1 / steps))
+
+
+def _all_layers(model: keras.Model):
+    for layer in model.layers:
+        yield layer
+        if isinstance(layer, keras.Model):
+            yield from _all_layers(layer)
 
 
 def _compile(model: keras.Model, cfg: dict, xla: bool, steps: int) -> None:
     """Compile for `steps` training batches per epoch."""
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync  # (compiled inside the strategy's scope)
     model.compile(make_optimizer(cfg), loss="sparse_categorical_crossentropy", metrics=["accuracy"], jit_compile=xla,
-                  steps_per_execution=steps_per_execution(cfg, steps))
+                  steps_per_execution=steps_per_execution(cfg, steps, replicas))
 
 
 def _fitted(model: keras.Model, inputs) -> keras.Model:
@@ -158,10 +186,15 @@ def train(cfg: dict, prepared: Path, model_dir: Path, live_dir: Path, inputs=Non
     meta = read_meta(prepared)
     shape, n_classes = tuple(meta["shape"]), len(meta["classes"])
     check_input(REGISTRY[cfg["family"]], shape, cfg["name"])
+    if "budget" not in cfg:  # (train/transfer.py resolves it before building its inputs)
+        cfg = resolve_budget(cfg, meta["splits"]["train"]["count"])
     inputs = inputs or loader.Images(prepared, cfg)
     keras.utils.set_random_seed(cfg["seed"])
     tf.config.experimental.enable_op_determinism()
-    strategy = distribution()
+    # Transfer models train on one device: under MirroredStrategy (TF 2.21 / Keras 3.15.1) their replicas disagree on
+    # the trainable variables they all-reduce ("Shape mismatch in the collective instance"), both for a frozen head on
+    # cached features and for fine-tuning; the from-scratch families use every replica (tests/test_multi_replica.py)
+    strategy = distribution() if cfg["family"] != "transfer" else tf.distribute.get_strategy()
     gpus = tf.config.list_logical_devices("GPU")
     mixed, xla = accelerator_settings(cfg, bool(gpus))
     keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
@@ -173,9 +206,12 @@ def train(cfg: dict, prepared: Path, model_dir: Path, live_dir: Path, inputs=Non
     ckpt = Checkpoints(model_dir / "checkpoints", fingerprint({**cfg, "inputs": inputs.part}, meta), early)
     state = ckpt.resume_state()
     steps = math.ceil(len(inputs.labels(("train",))) / cfg["batch_size"])
-    print(f"train {cfg['name']}: {steps} steps per epoch, {steps_per_execution(cfg, steps)} per execution")
+    replicas = strategy.num_replicas_in_sync
+    why = " (several replicas: Keras 3.15 fails above 1)" if replicas > 1 and not MULTI_REPLICA_STEPS else ""
+    print(f"train {cfg['name']}: {budget_line(cfg)}; {steps_per_execution(cfg, steps, replicas)} steps per "
+          f"execution{why}, BatchNorm momentum {batch_norm_momentum(steps):g}")
     with strategy.scope():
-        model = build(cfg, shape, n_classes)
+        model = build(cfg, shape, n_classes, steps)
         if state:
             fitted = ckpt.restore(state)
             print(f"train {cfg['name']}: resuming after epoch {state['epoch'] + 1} from {ckpt.last}")
@@ -206,7 +242,9 @@ def train(cfg: dict, prepared: Path, model_dir: Path, live_dir: Path, inputs=Non
         if cfg["retrain_full_epochs"]:
             model = retrain_full(cfg, inputs, phases, shape, n_classes, xla, strategy)
         summary["retrained_on_train_val"] = bool(cfg["retrain_full_epochs"])
-        for key, value in summary.items():
+        budget = {**cfg["budget"], "auto_batch": int(cfg["budget"]["auto_batch"]),
+                  "batch_norm_momentum": batch_norm_momentum(steps)}
+        for key, value in [*summary.items(), *((f"budget/{k}", v) for k, v in budget.items())]:
             live.log_metric(key, value, plot=False)
     model_dir.mkdir(parents=True, exist_ok=True)
     model.save(model_dir / "model.keras")
@@ -223,10 +261,11 @@ def retrain_full(cfg: dict, inputs, phases: Callable[[int], list[Phase]], shape:
     """A fresh model trained on train+val for retrain_full_epochs epochs with the entry's own settings (class
     weights, oversampling, augmentation, fine-tuning phases), without early stopping."""
     keras.utils.set_random_seed(cfg["seed"])
+    steps = math.ceil(len(inputs.labels(("train", "val"))) / cfg["batch_size"])
     with strategy.scope():
-        model = build(cfg, shape, n_classes)
+        model = build(cfg, shape, n_classes, steps)
         fitted = _fitted(model, inputs)
-        _compile(fitted, cfg, xla, math.ceil(len(inputs.labels(("train", "val"))) / cfg["batch_size"]))
+        _compile(fitted, cfg, xla, steps)
     epochs = cfg["retrain_full_epochs"]
     fit(fitted, {**cfg, "epochs": epochs}, inputs, phases(epochs), ("train", "val"), n_classes, xla)
     print(f"train {cfg['name']}: retrained on train+val for {epochs} epoch(s)")

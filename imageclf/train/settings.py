@@ -46,10 +46,44 @@ def learning_rate(cfg: dict, epoch: int) -> float:
     return SCHEDULES[cfg["lr_schedule"]](cfg, epoch)
 
 
-def _steps(value: int | str) -> str | None:
-    if value == "auto" or (isinstance(value, int) and value >= 1):
+def _auto_or_count(value: int | str) -> str | None:
+    if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
         return None
     return f"must be auto or an integer >= 1, got {value!r}"
+
+
+# Budgets from the data: batch_size auto and min_steps keep a small dataset from ending training after a few dozen
+# optimizer steps (a 288-image set at batch 128 got 2 steps an epoch and 12 in all before early stopping).
+AUTO_BATCHES = (128, 64, 32, 16)  # batch_size auto: the largest that gives MIN_STEPS_PER_EPOCH steps an epoch
+MIN_STEPS_PER_EPOCH = 20
+SCALED = ("epochs", "patience", "warmup_epochs", "decay_start", "retrain_full_epochs")  # epoch counts stretched
+
+
+def resolve_budget(cfg: dict, n_train: int) -> dict:
+    """The entry's settings with batch_size auto decided from the training images, and its epoch counts stretched by
+    the smallest whole factor that gives at least min_steps optimizer steps (patience, warm-up and decay stretch
+    with them, so none fires earlier in steps than on a large dataset). cfg['budget'] says what was decided."""
+    batch = cfg["batch_size"]
+    if batch == "auto":
+        batch = next((b for b in AUTO_BATCHES if n_train / b >= MIN_STEPS_PER_EPOCH), AUTO_BATCHES[-1])
+    steps = max(1, math.ceil(n_train / batch))
+    scale = max(1, math.ceil(cfg["min_steps"] / (cfg["epochs"] * steps)))
+    out = {**cfg, "batch_size": batch, **{k: cfg[k] * scale for k in SCALED}, "decay_rate": cfg["decay_rate"] / scale}
+    out["budget"] = {"train_images": n_train, "batch_size": batch, "auto_batch": cfg["batch_size"] == "auto",
+                     "steps_per_epoch": steps, "epoch_scale": scale, "epochs": out["epochs"],
+                     "patience": out["patience"], "min_steps": cfg["min_steps"]}
+    return out
+
+
+def budget_line(cfg: dict) -> str:
+    """The resolved budget in words, for the train log."""
+    b = cfg["budget"]
+    text = (f"batch {b['batch_size']}{' (auto)' if b['auto_batch'] else ''}, {b['steps_per_epoch']} "
+            f"steps per epoch over {b['train_images']} training images")
+    if b["epoch_scale"] > 1:
+        text += (f"; epochs, patience and warm-up x{b['epoch_scale']} (epochs {b['epochs']}, patience "
+                 f"{b['patience']}) for at least min_steps {b['min_steps']} optimizer steps")
+    return text
 
 
 MONITORS = ("val_loss", "val_accuracy")  # what early stopping follows and which epoch's weights are kept
@@ -57,7 +91,8 @@ MONITORS = ("val_loss", "val_accuracy")  # what early stopping follows and which
 PARAMS = Section({
     "seed": Field((int,)),
     "epochs": Field((int,), minimum=1),
-    "batch_size": Field((int,), minimum=1),
+    "batch_size": Field((int, str), check=_auto_or_count),  # auto: see resolve_budget
+    "min_steps": Field((int,), minimum=0),  # optimizer steps a run gets at least (small data: more epochs)
     "optimizer": Field((str,), choices=tuple(OPTIMIZERS)),
     "lr": Field(NUMBER, check=positive),
     "momentum": Field(NUMBER, minimum=0, maximum=1),
@@ -72,7 +107,7 @@ PARAMS = Section({
     "class_weight": Field((str,), choices=("none", "balanced")),
     "oversample": Field((bool,)),
     "retrain_full_epochs": Field((int,), minimum=0),
-    "steps_per_execution": Field((int, str), check=_steps),
+    "steps_per_execution": Field((int, str), check=_auto_or_count),
     "mixed_precision": Field((str,), choices=("auto", "on", "off")),
     "xla": Field((str,), choices=("auto", "on", "off")),
 })

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from imageclf.cache.shards import read_meta
 from imageclf.core import paths
 from imageclf.core.errors import UserError
 from imageclf.models import features, transfer
 from imageclf.train import config, fit
+from imageclf.train.settings import resolve_budget
 
 
 def train_entry(p: dict, name: str, model_dir: Path, live_dir: Path, seed: int | None = None) -> dict:
@@ -17,7 +19,9 @@ def train_entry(p: dict, name: str, model_dir: Path, live_dir: Path, seed: int |
     cfg["seed"] = cfg["seed"] if seed is None else seed
     if cfg["family"] != "transfer":
         raise UserError(f"params.yaml: '{name}' is a {cfg['family']} entry; list it under models.scratch")
+    cfg = resolve_budget(cfg, read_meta(paths.PREPARED)["splits"]["train"]["count"])
     hyper = config.hyperparameters(cfg)
+    hyper["head_epochs"] *= cfg["budget"]["epoch_scale"]  # stretched like the epochs it is a part of
 
     def phases(epochs: int) -> list[fit.Phase]:
         return [fit.Phase(*phase) for phase in transfer.phases(hyper, epochs)]
