@@ -3,24 +3,16 @@
 
 import sys
 
-from imageclf.cache import settings as prepare_settings
-from imageclf.core import params
-from imageclf.core.errors import UserError, cli
-from imageclf.data import sources
-from imageclf.evaluate import settings as evaluate_settings
-from imageclf.train import settings as train_settings
+from imageclf.core.errors import cli
+from imageclf.train import seeded
 
 
 @cli
 def main() -> None:
-    if len(sys.argv) != 3 or not sys.argv[2].isdigit():
-        raise UserError("usage: python -m stages.seed <name listed in params.yaml seeds.scratch> <seed>")
-    p = params.load({"data": sources.PARAMS, "prepare": prepare_settings.PARAMS, "evaluate": evaluate_settings.PARAMS,
-                     "train_defaults": train_settings.PARAMS, "train": None, "features": None,
-                     "models": params.MODELS, "seeds": params.SEEDS})
-    from imageclf.train import scratch, seeded  # TensorFlow loads only once the params are known to be good
+    p, name, seed = seeded.arguments(sys.argv, "seed", "scratch")
+    from imageclf.train import scratch  # TensorFlow loads only once the params are known to be good
 
-    print(seeded.run(p, "scratch", sys.argv[1], int(sys.argv[2]), scratch.train_entry))
+    print(seeded.run(p, "scratch", name, seed, scratch.train_entry))
 
 
 if __name__ == "__main__":

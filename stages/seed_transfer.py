@@ -3,24 +3,16 @@
 
 import sys
 
-from imageclf.cache import settings as prepare_settings
-from imageclf.core import params
-from imageclf.core.errors import UserError, cli
-from imageclf.data import sources
-from imageclf.evaluate import settings as evaluate_settings
-from imageclf.train import settings as train_settings
+from imageclf.core.errors import cli
+from imageclf.train import seeded
 
 
 @cli
 def main() -> None:
-    if len(sys.argv) != 3 or not sys.argv[2].isdigit():
-        raise UserError("usage: python -m stages.seed_transfer <name listed in params.yaml seeds.transfer> <seed>")
-    p = params.load({"data": sources.PARAMS, "prepare": prepare_settings.PARAMS, "evaluate": evaluate_settings.PARAMS,
-                     "train_defaults": train_settings.PARAMS, "train": None, "features": None,
-                     "models": params.MODELS, "seeds": params.SEEDS})
-    from imageclf.train import seeded, transfer  # TensorFlow loads only once the params are known to be good
+    p, name, seed = seeded.arguments(sys.argv, "seed_transfer", "transfer")
+    from imageclf.train import transfer  # TensorFlow loads only once the params are known to be good
 
-    print(seeded.run(p, "transfer", sys.argv[1], int(sys.argv[2]), transfer.train_entry))
+    print(seeded.run(p, "transfer", name, seed, transfer.train_entry))
 
 
 if __name__ == "__main__":
