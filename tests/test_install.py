@@ -45,3 +45,11 @@ def test_the_requirements_pin_no_tensorflow_build():
     names = [line.split("==")[0].strip() for line in (ROOT / "requirements.txt").read_text().splitlines()
              if line.strip() and not line.startswith("#")]
     assert not {"tensorflow", "tensorflow-cpu", "tensorflow-gpu"} & set(names)  # the Makefile chooses the build
+
+
+def test_dvc_parses_yaml_with_the_c_parser():
+    """A no-op `dvc repro` is mostly YAML parsing: without ruamel.yaml.clib it falls back to pure Python (1.6x
+    slower; bench/noop_repro.py)."""
+    from ruamel.yaml import YAML
+
+    assert YAML(typ="safe").Parser.__module__.startswith("ruamel.yaml.clib")

@@ -128,6 +128,19 @@ def test_a_run_of_from_scratch_models_computes_no_feature_set(project, tmp_path)
     assert json.loads((project.path / "reports/data/features.json").read_text()) == {}
 
 
+def test_a_set_no_listed_entry_trains_on_is_not_computed(project, tmp_path, capsys):
+    project.params["data"].update(source="folder", path=str(make_folder_tree(tmp_path / "t", {"a": 6, "b": 6})))
+    project.params["features"] = {"lite0": {"backbone": "efficientnet_lite0", "weights": "imagenet",
+                                            "input_size": 32, "pooling": "avg"}}
+    project.params["train"].update(tuned={"family": "transfer", "mode": "finetune", "input_size": 32},
+                                   augmented={"family": "transfer", "features": "lite0", "augment": 1})
+    project.params["models"]["transfer"] = ["tuned", "augmented"]  # neither reads cached features
+    project.run("download", "split", "prepare", "features")
+    assert not (project.path / "data/features/lite0").exists()
+    assert json.loads((project.path / "reports/data/features.json").read_text()) == {}
+    assert "no set (no listed transfer entry names one)" in capsys.readouterr().out
+
+
 def test_head_on_cached_features_predicts_like_the_end_to_end_model(lite0_project, capsys):
     summary = train(lite0_project, "lite0")
     assert "training the head on cached features data/features/lite0" in capsys.readouterr().out

@@ -57,15 +57,21 @@ def sets(section: object) -> dict[str, dict]:
     return out
 
 
-def update(section: object, any_transfer: bool, prepared: Path = paths.PREPARED, root: Path = ROOT,
+def used(cfgs: list[dict]) -> set[str]:
+    """The feature sets that these transfer entries (model_config dicts) train their heads on: a frozen entry naming a
+    set, without augmentation (an augmented entry trains through the backbone)."""
+    return {c["hyper"]["features"] for c in cfgs if c["hyper"].get("features") and c["augment"] in (0, "auto")}
+
+
+def update(section: object, wanted: set[str], prepared: Path = paths.PREPARED, root: Path = ROOT,
            report: Path = REPORT) -> dict:
-    """The features stage: extract every defined set whose key or prepared data changed, when a transfer entry is
-    listed at all (a run of from-scratch models computes none: the sets are left as they are); folders of sets no
-    longer defined are removed. Returns the timing report (extraction seconds and images/s per computed set)."""
+    """The features stage: extract each wanted set (named by a listed transfer entry) whose key or prepared data
+    changed; a defined set nobody uses is left as it is, folders of sets no longer defined are removed. Returns the
+    timing report (extraction seconds and images/s per wanted set)."""
     from imageclf.models import transfer
 
     defined = sets(section)
-    listed = defined if any_transfer else {}
+    listed = {name: hyper for name, hyper in defined.items() if name in wanted}
     shape = tuple(read_meta(prepared)["shape"])
     prepared_print = fingerprint(prepared)
     root.mkdir(parents=True, exist_ok=True)
@@ -191,7 +197,7 @@ class Features:
     def train(self, splits: tuple[str, ...], epochs: tuple[int, int]) -> tf.data.Dataset:
         cfg = self.cfg
         return dataset(self.directory, splits, cfg["batch_size"], shuffle=True, seed=cfg["seed"], epochs=epochs,
-                       oversample=cfg["oversample"])
+                       passes=cfg["passes_per_epoch"], oversample=cfg["oversample"])
 
     def val(self) -> tf.data.Dataset:
         return dataset(self.directory, "val", self.cfg["batch_size"])
@@ -201,13 +207,13 @@ class Features:
 
 
 def dataset(directory: Path, split: str | tuple[str, ...], batch_size: int, *, shuffle: bool = False, seed: int = 0,
-            epochs: tuple[int, int] | None = None, oversample: bool = False) -> tf.data.Dataset:
-    """Batches of (features, labels), ordered like loader.dataset: each epoch's order keyed on (seed, epoch)."""
+            epochs: tuple[int, int] | None = None, passes: int = 1, oversample: bool = False) -> tf.data.Dataset:
+    """Batches of (features, labels), ordered like loader.dataset: each pass's order keyed on (seed, epoch, pass)."""
     x, y = load(directory, split)
     classes = [np.flatnonzero(y == k) for k in np.unique(y)]
 
-    def order(epoch: int) -> np.ndarray:
-        rng = np.random.default_rng([seed, epoch])
+    def order(epoch: int, at: int) -> np.ndarray:
+        rng = np.random.default_rng([seed, epoch] if at == 0 else [seed, epoch, at])
         if oversample:  # every class equally often, the epoch keeps its size
             picks = rng.integers(len(classes), size=len(y))
             drawn = np.empty(len(y), np.int64)
@@ -218,10 +224,11 @@ def dataset(directory: Path, split: str | tuple[str, ...], batch_size: int, *, s
 
     def batches():
         for epoch in range(*(epochs or (0, 1))):
-            idx = order(epoch)
-            for s in range(0, len(idx), batch_size):
-                chosen = idx[s:s + batch_size]
-                yield x[chosen], y[chosen]
+            for at in range(passes if epochs else 1):
+                idx = order(epoch, at)
+                for s in range(0, len(idx), batch_size):
+                    chosen = idx[s:s + batch_size]
+                    yield x[chosen], y[chosen]
 
     spec = (tf.TensorSpec((None, *x.shape[1:]), tf.float32), tf.TensorSpec((None,), tf.int32))
     ds = tf.data.Dataset.from_generator(batches, output_signature=spec)
