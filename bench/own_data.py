@@ -37,7 +37,17 @@ OTHER = {
              {"source": "elpv", "path": "data/downloads"}),
 }
 # Hand-tuned runs (dvc exp run -S ...) per dataset: the best we found by hand, to judge the defaults against.
-TUNED: dict[str, list[str]] = {}
+LITE0_96 = "features.efficientnet_lite0.input_size=96"  # the frozen backbone at twice the auto size
+TUNED: dict[str, list[str]] = {
+    "folder_grey_100": [LITE0_96],
+    "regex_grey_288": [LITE0_96],
+    "csv_rgba_1911": [LITE0_96],
+    "folder_rgb_skewed_1000": [LITE0_96],
+    "folder_rgb_50class_5000": [LITE0_96],
+    "digits_1797": ["train_defaults.augment=1"],
+    "fmnist_500": ["train_defaults.augment=1"],
+    "fmnist_5000": ["train.cnn_bn.epochs=30"],
+}
 
 
 def data_block(name: str, work: Path) -> tuple[str, dict]:
@@ -87,10 +97,11 @@ def collect(repo: Path, split: str) -> dict:
                          "macro_f1": row.get(f"{split}_macro_f1"),
                          "best_epoch": row.get("best_epoch"), "epochs_run": row.get("epochs_run"),
                          "train_time_s": row.get("train_time_s"),
-                         "budget": trained.get("budget", {}), "diagnostics": row.get("diagnostics", "")}
+                         "budget": trained.get("budget", {}), "diagnostics": row.get("warnings", "")}
     prepared = repo / "reports/data/prepare.json"
-    resolved = json.loads(prepared.read_text()) if prepared.exists() else \
-        {"shape": json.loads((repo / "data/prepared/meta.json").read_text())["shape"]}
+    height, width, channels = json.loads((repo / "data/prepared/meta.json").read_text())["shape"]
+    resolved = {"height": height, "width": width, "channels": channels,
+                **(json.loads(prepared.read_text()) if prepared.exists() else {})}
     return {"chance": round(floor, 4), "resolved": resolved, "models": models}
 
 
@@ -147,7 +158,9 @@ def summary(result: dict) -> str:
         return f"{result['dataset']}: failed {result['failed']}"
     cells = ", ".join(f"{m} {r['accuracy']:.3f}{' (chance)' if r['at_chance'] else ''}"
                       for m, r in result["models"].items())
-    return f"{result['dataset']} ({result['seconds']:.0f} s, shape {result['resolved'].get('shape')}): {cells}"
+    size = result["resolved"]
+    shape = f"{size['height']}x{size['width']}x{size['channels']}"
+    return f"{result['dataset']} ({result['seconds']:.0f} s, {shape}): {cells}"
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ stale):
 
 families: `python -m imageclf.models` (the model registry); augment: imageclf/cache/augment_levels.py;
 results: reports/compare/comparison.md (the pipeline); export: reports/export/metrics.json (the export stage);
-elpv: bench/results/elpv_*.json (bench/elpv_transfer.py).
+elpv: bench/results/elpv_*.json (bench/elpv_transfer.py); own_data: bench/results/own_data_*.json (bench/own_data.py).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = {"README.md": ("results",), "docs/training.md": ("families", "augment"), "docs/export.md": ("export",),
-         "docs/benchmarks.md": ("elpv",)}  # which generated blocks each page holds
+         "docs/benchmarks.md": ("elpv", "own_data")}  # which generated blocks each page holds
 
 
 def blocks() -> dict[str, str]:
@@ -26,7 +26,8 @@ def blocks() -> dict[str, str]:
     return {"families": listing(), "augment": augment_table(LEVELS, NAMES, SETTINGS),
             "results": (ROOT / "reports/compare/comparison.md").read_text().strip(),
             "export": export_table(json.loads((ROOT / "reports/export/metrics.json").read_text())),
-            "elpv": elpv_table(sorted(ROOT.glob("bench/results/elpv_*.json")))}
+            "elpv": elpv_table(sorted(ROOT.glob("bench/results/elpv_*.json"))),
+            "own_data": own_data_table(sorted(ROOT.glob("bench/results/own_data_*.json")))}
 
 
 def augment_table(levels: dict[int, dict], names: dict[int, str], settings: dict[str, str]) -> str:
@@ -64,6 +65,30 @@ def elpv_table(files: list[Path]) -> str:
             lines.append(f"| {run['size']} | {name} | {r['accuracy']:.1%} | {r['balanced_accuracy']:.3f} | "
                          f"{r['macro_f1']:.3f} | {r['best_epoch']} / {r['epochs_run']} | "
                          f"{r['train_time_s']:.1f} s{features} |")
+    return "\n".join(lines)
+
+
+def own_data_table(files: list[Path]) -> str:
+    """bench/own_data.py's runs: per dataset the resolved size and each default model's accuracy with its interval
+    (* where the interval reaches chance), the best default, the hand-tuned best and the run time."""
+    lines = ["| dataset | resolved | chance | mlp | lenet5 | cnn_bn | efficientnet_lite0 | hand-tuned best | run |",
+             "|---" * 9 + "|"]
+    for run in (json.loads(f.read_text()) for f in files):
+        if "models" not in run:
+            lines.append(f"| {run['dataset']} | failed: {' '.join(run['failed'])} |" + " |" * 7)
+            continue
+        size = run["resolved"]
+        budget = next(iter(run["models"].values()))["budget"]
+        cells = []
+        for name in ("mlp", "lenet5", "cnn_bn", "efficientnet_lite0"):
+            r = run["models"].get(name)
+            cells.append("-" if r is None else f"{r['accuracy']:.1%}{'*' if r['at_chance'] else ''} {r['ci95']}")
+        tuned = max(run.get("tuned", []), key=lambda t: t.get("accuracy", 0), default=None)
+        best = "-" if not tuned or "accuracy" not in tuned else f"{tuned['accuracy']:.1%} ({tuned['model']}: " \
+            f"`{tuned['params']}`)"
+        lines.append(f"| {run['dataset']} | {size['height']}x{size['width']}x{size['channels']}, batch "
+                     f"{budget.get('batch_size')} x{budget.get('passes_per_epoch', 1)} | {run['chance']:.1%} | "
+                     f"{' | '.join(cells)} | {best} | {run['seconds'] / 60:.1f} min |")
     return "\n".join(lines)
 
 

@@ -22,12 +22,14 @@ SHUFFLE_BUFFER = 50_000
 
 
 def dataset(prepared: Path, split: str | tuple[str, ...], batch_size: int, *, shuffle: bool = False,
-            augment: int = 0, seed: int = 0, epochs: tuple[int, int] | None = None, oversample: bool = False,
-            cache: bool | None = None) -> tf.data.Dataset:
+            augment: int = 0, seed: int = 0, epochs: tuple[int, int] | None = None, passes: int = 1,
+            oversample: bool = False, cache: bool | None = None) -> tf.data.Dataset:
     """Batches of (float32 images in [0, 1], int32 labels) from one split (or several, read as one) of the cache.
 
-    epochs=(first, stop) yields the batches of those epochs back to back (for fit with steps_per_epoch);
-    None yields one pass. oversample draws every class equally often (the epoch keeps its size).
+    epochs=(first, stop) yields the batches of those epochs back to back (for fit with steps_per_epoch), each epoch
+    `passes` passes over the data (a small dataset's budget: train/settings.resolve_budget), its order keyed on
+    (seed, epoch) so a resumed run reads what an uninterrupted one would; None yields one pass. oversample draws
+    every class equally often (a pass keeps its size).
     """
     meta = read_meta(prepared)
     names = (split,) if isinstance(split, str) else split
@@ -65,9 +67,10 @@ def dataset(prepared: Path, split: str | tuple[str, ...], batch_size: int, *, sh
                         .shuffle(SHUFFLE_BUFFER, seed=epoch_seed + k).repeat() for k in range(n_classes)]
             ds = tf.data.Dataset.sample_from_datasets(by_class, seed=epoch_seed, stop_on_empty_dataset=False)
             ds = ds.take(count)
-        elif shuffle:
-            ds = ds.shuffle(min(count, SHUFFLE_BUFFER), seed=epoch_seed)
-        ds = ds.batch(batch_size).map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        elif shuffle:  # each pass of the epoch in a new order
+            ds = ds.shuffle(min(count, SHUFFLE_BUFFER), seed=epoch_seed, reshuffle_each_iteration=True)
+        ds = ds.batch(batch_size).repeat(passes)
+        ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         if model is not None:  # one call at a time: the seeded state sequence stays deterministic
             ds = ds.enumerate().map(lambda step, xy: (augment_batch(model, xy[0], epoch, step), xy[1]),
                                     num_parallel_calls=1)
@@ -96,7 +99,7 @@ class Images:
     def train(self, splits: tuple[str, ...], epochs: tuple[int, int]) -> tf.data.Dataset:
         cfg = self.cfg
         return dataset(self.prepared, splits, cfg["batch_size"], shuffle=True, augment=cfg["augment"],
-                       seed=cfg["seed"], epochs=epochs, oversample=cfg["oversample"])
+                       seed=cfg["seed"], epochs=epochs, passes=cfg["passes_per_epoch"], oversample=cfg["oversample"])
 
     def val(self) -> tf.data.Dataset:
         return dataset(self.prepared, "val", self.cfg["batch_size"])

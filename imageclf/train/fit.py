@@ -102,8 +102,8 @@ def accelerator_settings(cfg: dict, gpu: bool) -> tuple[bool, bool]:
 
 
 def build(cfg: dict, shape: tuple, n_classes: int, steps: int) -> keras.Model:
-    """The entry's model for `steps` training batches an epoch; a problem the builder finds (weights file, offline
-    download) names the entry."""
+    """The entry's model for `steps` training batches a pass over the data; a problem the builder finds (weights file,
+    offline download) names the entry."""
     try:
         model = REGISTRY[cfg["family"]].build(shape, n_classes, **cfg["hyper"])
     except UserError as err:
@@ -116,8 +116,9 @@ def build(cfg: dict, shape: tuple, n_classes: int, steps: int) -> keras.Model:
 
 
 def batch_norm_momentum(steps: int) -> float:
-    """BatchNorm's moving statistics forget over about one epoch when an epoch is short (Keras' 0.99 averages over
-    ~100 steps: a 15-step epoch would evaluate on statistics still near their initial values), never below 0.9."""
+    """BatchNorm's moving statistics forget over about one pass over the data when a pass is short (Keras' 0.99
+    averages over ~100 steps: after a 15-step pass they would still be near their initial values), never below
+    0.9."""
     return min(0.99, max(0.9, 1 - 1 / steps))
 
 
@@ -153,7 +154,8 @@ def fit(fitted: keras.Model, cfg: dict, inputs, phases: list[Phase], splits: tup
     """Run the phases on `splits` from epoch `first` on (validating on val when early stopping); epochs run."""
     labels = inputs.labels(splits)
     weights = class_weights(labels, n_classes) if cfg["class_weight"] == "balanced" else None
-    steps = math.ceil(len(labels) / cfg["batch_size"])
+    passes = cfg["passes_per_epoch"]  # an epoch of a small dataset is several passes over it (resolve_budget)
+    steps = math.ceil(len(labels) / cfg["batch_size"]) * passes
 
     def lr(epoch: int, _lr: float) -> float:
         return learning_rate(cfg, epoch) * next(p.lr_factor for p in reversed(phases) if epoch >= p.start)
@@ -205,11 +207,12 @@ def train(cfg: dict, prepared: Path, model_dir: Path, live_dir: Path, inputs=Non
     early = ResumableEarlyStopping(monitor=cfg["monitor"], patience=cfg["patience"], restore_best_weights=True)
     ckpt = Checkpoints(model_dir / "checkpoints", fingerprint({**cfg, "inputs": inputs.part}, meta), early)
     state = ckpt.resume_state()
-    steps = math.ceil(len(inputs.labels(("train",))) / cfg["batch_size"])
+    steps = math.ceil(len(inputs.labels(("train",))) / cfg["batch_size"])  # per pass over the data
     replicas = strategy.num_replicas_in_sync
     why = " (several replicas: Keras 3.15 fails above 1)" if replicas > 1 and not MULTI_REPLICA_STEPS else ""
-    print(f"train {cfg['name']}: {budget_line(cfg)}; {steps_per_execution(cfg, steps, replicas)} steps per "
-          f"execution{why}, BatchNorm momentum {batch_norm_momentum(steps):g}")
+    print(f"train {cfg['name']}: {budget_line(cfg)}; "
+          f"{steps_per_execution(cfg, steps * cfg['passes_per_epoch'], replicas)} steps per execution{why}, "
+          f"BatchNorm momentum {batch_norm_momentum(steps):g}")
     with strategy.scope():
         model = build(cfg, shape, n_classes, steps)
         if state:
@@ -218,7 +221,7 @@ def train(cfg: dict, prepared: Path, model_dir: Path, live_dir: Path, inputs=Non
         else:
             ckpt.start_fresh()
             fitted = _fitted(model, inputs)
-            _compile(fitted, cfg, xla, steps)
+            _compile(fitted, cfg, xla, steps * cfg["passes_per_epoch"])
     first = state["epoch"] + 1 if state else 0
     ckpt.extra = {"train_time_s": state["train_time_s"] if state else 0.0}
     try:
@@ -265,7 +268,7 @@ def retrain_full(cfg: dict, inputs, phases: Callable[[int], list[Phase]], shape:
     with strategy.scope():
         model = build(cfg, shape, n_classes, steps)
         fitted = _fitted(model, inputs)
-        _compile(fitted, cfg, xla, steps)
+        _compile(fitted, cfg, xla, steps * cfg["passes_per_epoch"])
     epochs = cfg["retrain_full_epochs"]
     fit(fitted, {**cfg, "epochs": epochs}, inputs, phases(epochs), ("train", "val"), n_classes, xla)
     print(f"train {cfg['name']}: retrained on train+val for {epochs} epoch(s)")

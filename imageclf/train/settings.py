@@ -56,33 +56,33 @@ def _auto_or_count(value: int | str) -> str | None:
 # optimizer steps (a 288-image set at batch 128 got 2 steps an epoch and 12 in all before early stopping).
 AUTO_BATCHES = (128, 64, 32, 16)  # batch_size auto: the largest that gives MIN_STEPS_PER_EPOCH steps an epoch
 MIN_STEPS_PER_EPOCH = 20
-SCALED = ("epochs", "patience", "warmup_epochs", "decay_start", "retrain_full_epochs")  # epoch counts stretched
 
 
 def resolve_budget(cfg: dict, n_train: int) -> dict:
-    """The entry's settings with batch_size auto decided from the training images, and its epoch counts stretched by
-    the smallest whole factor that gives at least min_steps optimizer steps (patience, warm-up and decay stretch
-    with them, so none fires earlier in steps than on a large dataset). cfg['budget'] says what was decided."""
+    """The entry's settings with batch_size auto decided from the training images, and an epoch made of the smallest
+    whole number of passes over them that gives at least min_steps optimizer steps in `epochs` epochs. Every count in
+    epochs (patience, warm-up, decay, head_epochs) keeps its meaning and validation runs once an epoch, so a small
+    dataset gets the updates of a large one without hundreds of tiny epochs. cfg['budget'] says what was decided."""
     batch = cfg["batch_size"]
     if batch == "auto":
         batch = next((b for b in AUTO_BATCHES if n_train / b >= MIN_STEPS_PER_EPOCH), AUTO_BATCHES[-1])
     steps = max(1, math.ceil(n_train / batch))
-    scale = max(1, math.ceil(cfg["min_steps"] / (cfg["epochs"] * steps)))
-    out = {**cfg, "batch_size": batch, **{k: cfg[k] * scale for k in SCALED}, "decay_rate": cfg["decay_rate"] / scale}
+    passes = max(1, math.ceil(cfg["min_steps"] / (cfg["epochs"] * steps)))
+    out = {**cfg, "batch_size": batch, "passes_per_epoch": passes}
     out["budget"] = {"train_images": n_train, "batch_size": batch, "auto_batch": cfg["batch_size"] == "auto",
-                     "steps_per_epoch": steps, "epoch_scale": scale, "epochs": out["epochs"],
-                     "patience": out["patience"], "min_steps": cfg["min_steps"]}
+                     "steps_per_pass": steps, "passes_per_epoch": passes, "steps_per_epoch": steps * passes,
+                     "epochs": cfg["epochs"], "min_steps": cfg["min_steps"]}
     return out
 
 
 def budget_line(cfg: dict) -> str:
     """The resolved budget in words, for the train log."""
     b = cfg["budget"]
-    text = (f"batch {b['batch_size']}{' (auto)' if b['auto_batch'] else ''}, {b['steps_per_epoch']} "
-            f"steps per epoch over {b['train_images']} training images")
-    if b["epoch_scale"] > 1:
-        text += (f"; epochs, patience and warm-up x{b['epoch_scale']} (epochs {b['epochs']}, patience "
-                 f"{b['patience']}) for at least min_steps {b['min_steps']} optimizer steps")
+    text = (f"batch {b['batch_size']}{' (auto)' if b['auto_batch'] else ''}, {b['steps_per_pass']} steps per pass "
+            f"over {b['train_images']} training images")
+    if b["passes_per_epoch"] > 1:
+        text += (f"; {b['passes_per_epoch']} passes per epoch ({b['steps_per_epoch']} steps) for at least min_steps "
+                 f"{b['min_steps']} optimizer steps in {cfg['epochs']} epochs")
     return text
 
 

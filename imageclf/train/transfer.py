@@ -21,7 +21,6 @@ def train_entry(p: dict, name: str, model_dir: Path, live_dir: Path, seed: int |
         raise UserError(f"params.yaml: '{name}' is a {cfg['family']} entry; list it under models.scratch")
     cfg = resolve_budget(cfg, read_meta(paths.PREPARED)["splits"]["train"]["count"])
     hyper = config.hyperparameters(cfg)
-    hyper["head_epochs"] *= cfg["budget"]["epoch_scale"]  # stretched like the epochs it is a part of
 
     def phases(epochs: int) -> list[fit.Phase]:
         return [fit.Phase(*phase) for phase in transfer.phases(hyper, epochs)]
