@@ -304,7 +304,9 @@ def test_changing_one_model_reruns_exactly_its_stages(baseline):
     # features reads train: (which entry names which set), finds nothing to compute and changes nothing downstream
     assert stages_run(exp.stdout) == ["features", "train@m1", "evaluate@m1", "compare", "export"]
     shown = json.loads(dvc(repo, "exp", "show", "--json").stdout)
-    assert "0.01" in json.dumps(shown)
+    baseline_row = next(row for row in shown if row["rev"] != "workspace")  # the commit the experiment is based on
+    rows = [rev for exp in baseline_row["experiments"] or [] for rev in exp["revs"]]
+    assert [row["data"]["params"]["params.yaml"]["data"]["train"]["m1"]["lr"] for row in rows] == [0.01]
     diff = json.loads(dvc(repo, "metrics", "diff", "--json").stdout)
     assert "eval.loss" in diff["reports/train/m1/metrics.json"]  # the retrained model's own log changed
     assert "reports/eval/m2/metrics.json" not in diff  # m2 did not change

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import http.server
 import importlib.util
+import json
 import re
 import subprocess
 import sys
@@ -54,11 +55,20 @@ def repro(tmp_path: Path, params: dict, pythonpath: str = "") -> subprocess.Comp
                                "DVC_NO_ANALYTICS": "1", "PYTHONPATH": f"{repo}:{pythonpath}".rstrip(":")})
 
 
-def assert_report(result: subprocess.CompletedProcess, tmp_path: Path) -> None:
+def assert_report(result: subprocess.CompletedProcess, tmp_path: Path, classes: dict[str, int]) -> None:
+    """The run went through, its report shows the model, and every image reached its class (counts over all
+    splits)."""
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert stages_run(result.stdout) == ALL_STAGES
     report = (tmp_path / "repo/reports/report.html").read_text()
     assert "<h2>m1</h2>" in report and "data:image/png;base64," in report
+    counts = {split: c for split, c in json.loads((tmp_path / "repo/reports/data/class_counts.json").read_text())
+              .items() if isinstance(c, dict)}  # (besides the splits: leaked and excluded counts)
+    assert {"leaked": 0, "excluded": 0}.items() <= json.loads(
+        (tmp_path / "repo/reports/data/class_counts.json").read_text()).items()
+    found = {name: sum(split.get(name, 0) for split in counts.values()) for name in classes}
+    assert found == classes and sum(split["total"] for split in counts.values()) == sum(classes.values())
+    assert sorted(json.loads((tmp_path / "repo/data/prepared/meta.json").read_text())["classes"]) == sorted(classes)
 
 
 def test_the_readme_has_a_recipe_for_every_source():
@@ -69,19 +79,21 @@ def test_the_readme_has_a_recipe_for_every_source():
 
 def test_folder_per_class(tmp_path):
     root = make_folder_tree(tmp_path / "flower_photos", {"daisy": 6, "rose": 6, "tulip": 6})
-    assert_report(repro(tmp_path, recipe("A folder per class", path=str(root))), tmp_path)
+    assert_report(repro(tmp_path, recipe("A folder per class", path=str(root))), tmp_path,
+                  {"daisy": 6, "rose": 6, "tulip": 6})
 
 
 def test_annotation_csv(tmp_path):
     root = make_csv_tree(tmp_path / "pics", ["cat", "dog"], per_class=6)
-    assert_report(repro(tmp_path, recipe("An annotation CSV", path=str(root))), tmp_path)
+    assert_report(repro(tmp_path, recipe("An annotation CSV", path=str(root))), tmp_path, {"cat": 6, "dog": 6})
 
 
 def test_lego_file_names_with_a_validation_list(tmp_path):
     """The layout of the first user report: a flat folder plus validation.txt, no test list."""
     root = make_lego_tree(tmp_path / "dataset", {"3003": "brick 2x2", "3004": "brick 1x2", "3020": "plate 2x4"},
                           per_class=8, validation=2)
-    assert_report(repro(tmp_path, recipe("File names", path=str(root))), tmp_path)
+    assert_report(repro(tmp_path, recipe("File names", path=str(root))), tmp_path,
+                  {"3003 brick 2x2": 8, "3004 brick 1x2": 8, "3020 plate 2x4": 8})
     split = tmp_path / "repo/data/split"
     listed = set((root / "validation.txt").read_text().splitlines())
     val = {line.split(",")[0] for line in (split / "val.csv").read_text().splitlines()[1:]}
@@ -118,7 +130,7 @@ def test_archive_url_served_on_loopback(tmp_path):
         url = f"http://127.0.0.1:{server.server_port}/flower_photos.tgz"
         params = recipe("An archive URL", url=url, sha256=hashlib.sha256(_Archive.payload).hexdigest())
         assert params["data"]["path"] == "data/downloads"  # the docs' own cache folder
-        assert_report(repro(tmp_path, params), tmp_path)
+        assert_report(repro(tmp_path, params), tmp_path, {"daisy": 6, "rose": 6})
     finally:
         server.shutdown()
 
@@ -136,7 +148,8 @@ def test_elpv_layout_of_the_package(tmp_path):
     (package / "data/labels.csv").write_text("\n".join(rows) + "\n")
     params = recipe("elpv")
     assert params["prepare"]["image_size"] == 128 and params["split"]["fractions"]["test"] == 0.15
-    assert_report(repro(tmp_path, params, pythonpath=str(tmp_path / "site")), tmp_path)
+    assert_report(repro(tmp_path, params, pythonpath=str(tmp_path / "site")), tmp_path,
+                  {"0.00": 6, "0.33": 6, "0.67": 6, "1.00": 6})
     assert "cell_type" in (tmp_path / "repo/data/raw/manifest.csv").read_text().splitlines()[0]
 
 
@@ -153,8 +166,11 @@ def test_elpv_recipe_splits_as_the_elpv_benchmark():
 def test_fashion_mnist_from_the_debian_package(tmp_path):
     params = recipe("Fashion-MNIST")
     params["data"]["max_per_class"] = 12  # the only extra: a 70,000-image run does not belong in the test suite
-    assert_report(repro(tmp_path, params), tmp_path)
+    result = repro(tmp_path, params)
     counts = yaml.safe_load((tmp_path / "repo/reports/data/class_counts.json").read_text())
+    classes = [c for c in counts["train"] if c != "total"]
+    assert len(classes) == 10 and "Ankle boot" in classes
+    assert_report(result, tmp_path, {c: sum(counts[s][c] for s in ("train", "val", "test")) for c in classes})
     assert counts["train"]["total"] == 120 and counts["val"]["total"] > 0
     assert counts["test"]["total"] > 0  # the official test set, scaled down
     test = (tmp_path / "repo/data/split/test.csv").read_text().splitlines()[1:]

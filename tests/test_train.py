@@ -102,21 +102,29 @@ def test_best_epoch_and_kept_weights_follow_the_monitor(tmp_path, tiny_cache, mo
     assert all(np.array_equal(a, b) for a, b in zip(weights(work), best_epoch, strict=True))
 
 
-def test_resume_after_kill_matches_an_uninterrupted_run(tmp_path, tiny_cache):
-    straight = make_project(tmp_path / "straight", tiny_cache, epochs=8, patience=8)
-    killed = make_project(tmp_path / "killed", tiny_cache, epochs=8, patience=8)
-    run_train(straight)
-    proc = run_train(killed, wait=False)
-    state = killed / "models/tiny/checkpoints/state.json"
+def killed_after(work: Path, epochs: int) -> int:
+    """Start training in `work`, SIGKILL it once `epochs` epochs are checkpointed; the epochs it had finished."""
+    proc = run_train(work, wait=False)
+    state = work / "models/tiny/checkpoints/state.json"
     deadline = time.time() + 240
     while time.time() < deadline and proc.poll() is None:
-        if state.exists() and json.loads(state.read_text() or "{}").get("epoch", -1) >= 2:
+        if state.exists() and json.loads(state.read_text() or "{}").get("epoch", -1) >= epochs - 1:
             os.kill(proc.pid, signal.SIGKILL)
             break
         time.sleep(0.01)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
-    stopped_after = json.loads(state.read_text())["epoch"] + 1
+    return json.loads(state.read_text())["epoch"] + 1
+
+
+def test_resume_after_kill_matches_an_uninterrupted_run(tmp_path, tiny_cache):
+    # min_steps 150 makes each epoch two passes over the 84 training images (11 steps a pass): a resume starts at
+    # the right pass too
+    straight = make_project(tmp_path / "straight", tiny_cache, epochs=8, patience=8, min_steps=150)
+    killed = make_project(tmp_path / "killed", tiny_cache, epochs=8, patience=8, min_steps=150)
+    run_train(straight)
+    assert json.loads((straight / "reports/train/tiny/metrics.json").read_text())["budget"]["passes_per_epoch"] == 2
+    stopped_after = killed_after(killed, 3)
     assert stopped_after < 8
     resumed = run_train(killed)
     assert f"resuming after epoch {stopped_after}" in resumed.output
@@ -124,17 +132,23 @@ def test_resume_after_kill_matches_an_uninterrupted_run(tmp_path, tiny_cache):
     assert metrics(killed) == metrics(straight)
     rows = (killed / "reports/train/tiny/plots/metrics/train/loss.tsv").read_text().splitlines()
     assert [r.split("\t")[0] for r in rows[1:]] == [str(s) for s in range(8)]
-    assert not state.exists()
+    assert not (killed / "models/tiny/checkpoints/state.json").exists()
 
 
 def test_changed_params_do_not_resume_a_stale_checkpoint(tmp_path, tiny_cache):
-    work = make_project(tmp_path, tiny_cache, epochs=2)
-    ckpt = work / "models/tiny/checkpoints"
-    ckpt.mkdir(parents=True)
-    (ckpt / "state.json").write_text(json.dumps({"fingerprint": "other", "epoch": 1}))
-    (ckpt / "last.keras").write_text("stale")
-    out = run_train(work).output
-    assert "resuming" not in out and metrics(work)["epochs_run"] == 2
+    """A real partial run at lr 0.001, then lr 0.01: the new run starts afresh and ends exactly like a run that only
+    ever saw lr 0.01."""
+    changed = make_project(tmp_path / "changed", tiny_cache, epochs=6, patience=6)
+    assert killed_after(changed, 2) < 6
+    params = yaml.safe_load((changed / "params.yaml").read_text())
+    params["train_defaults"]["lr"] = 0.01
+    (changed / "params.yaml").write_text(yaml.safe_dump(params))
+    out = run_train(changed).output
+    assert "resuming" not in out
+    fresh = make_project(tmp_path / "fresh", tiny_cache, epochs=6, patience=6, lr=0.01)
+    run_train(fresh)
+    assert metrics(changed) == metrics(fresh)
+    assert all(np.array_equal(a, b) for a, b in zip(weights(changed), weights(fresh), strict=True))
 
 
 def test_oversampling_balances_classes(tiny_cache):
