@@ -49,15 +49,22 @@ def test_shards_round_trip_every_image(prepared):
 def test_offline_augment_writes_copies(project, tmp_path):
     root = make_folder_tree(tmp_path / "tree", {"a": 6, "b": 6})
     project.params["data"].update(source="folder", path=str(root))
-    project.params["prepare"].update(image_size=16, offline_augment=2, offline_augment_level=2)
+    project.params["prepare"].update(image_size=16, offline_augment=2, offline_augment_level=1)
     project.run("download", "split", "prepare")
     order = pd.read_csv(project.path / "data/prepared/train.csv")
     n = len(pd.read_csv(project.path / "data/split/train.csv"))
     assert len(order) == 3 * n and order["copy"].value_counts().to_dict() == {0: n, 1: n, 2: n}
-    pixels, _ = load_split(project.path / "data/prepared", "train")
-    originals = pixels[order["copy"].to_numpy() == 0]
-    copies = pixels[order["copy"].to_numpy() == 1]
-    assert not np.array_equal(originals, copies)
+    pixels, labels = load_split(project.path / "data/prepared", "train")
+    assert (labels == order["label"].to_numpy()).all()
+    first = order[order["copy"] == 0].reset_index()
+    for k in (1, 2):  # each copy: the same image (path, label), changed, and still looking like its class
+        rows = order[order["copy"] == k].reset_index()
+        assert rows["path"].tolist() == first["path"].tolist() and rows["label"].tolist() == first["label"].tolist()
+        copies, originals = pixels[rows["index"]].astype(float), pixels[first["index"]].astype(float)
+        assert all(not np.array_equal(c, o) for c, o in zip(copies, originals, strict=True))
+        flat = lambda x: (x.reshape(len(x), -1) - x.mean()) / x.std()  # noqa: E731
+        nearest = np.argmax(flat(copies) @ flat(originals).T, axis=1)  # the most similar original picture
+        assert (nearest == np.arange(len(nearest))).mean() >= 0.8, nearest
     assert len(load_split(project.path / "data/prepared", "val")[0]) == len(pd.read_csv("data/split/val.csv"))
 
 
