@@ -227,3 +227,14 @@ def test_stage_cli_prints_one_line_and_exits_2(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [f"error: data.path: {tmp_path / 'missing'} is not a directory "
                                                   "(data.source is 'folder')"]
+
+
+def test_an_entry_in_the_wrong_models_group_is_one_line_before_training(project):
+    """docs/training.md: a transfer entry under models.scratch (or the reverse) is named with the group it belongs
+    to; nothing is read or trained first (no prepared data exists here)."""
+    project.params["train"]["tl"] = {"family": "transfer", "features": "efficientnet_lite0"}
+    with pytest.raises(UserError, match=r"'tl' is a transfer entry; list it under models.transfer, not models.scratch"):
+        project.run("train tl")
+    with pytest.raises(UserError, match=r"'lenet5' is a lenet5 entry; list it under models.scratch, not models.tr"):
+        project.run("train_transfer lenet5")
+    assert not (project.path / "models").exists()

@@ -47,6 +47,17 @@ def model_config(params: dict, name: str) -> dict:
     return {"name": name, "family": fam.name, "hyper": chosen, **training}
 
 
+def check_group(params: dict, name: str, group: str) -> None:
+    """A transfer entry run by the scratch stages (or the reverse) is named with its group before anything else is
+    checked (the scratch stages do not even read `features:`)."""
+    entry = (params.get("train") or {}).get(name)
+    family = entry.get("family") if isinstance(entry, dict) else None
+    if family is None or (family == "transfer") == (group == "transfer"):
+        return
+    right = "transfer" if family == "transfer" else "scratch"
+    raise UserError(f"params.yaml: '{name}' is a {family} entry; list it under models.{right}, not models.{group}")
+
+
 def _feature_set(sets: object, name: str, chosen: dict) -> dict:
     """The backbone keys of the features: set a frozen entry names (so the two cannot drift apart)."""
     wanted = chosen["features"]

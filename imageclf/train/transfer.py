@@ -7,7 +7,6 @@ from pathlib import Path
 
 from imageclf.cache.shards import read_meta
 from imageclf.core import paths
-from imageclf.core.errors import UserError
 from imageclf.models import features, transfer
 from imageclf.train import config, fit
 from imageclf.train.settings import resolve_budget
@@ -15,10 +14,9 @@ from imageclf.train.settings import resolve_budget
 
 def train_entry(p: dict, name: str, model_dir: Path, live_dir: Path, seed: int | None = None) -> dict:
     """Train the transfer entry `name` of the params `p` (with another seed when given); returns its summary."""
+    config.check_group(p, name, "transfer")
     cfg = config.model_config(p, name)
     cfg["seed"] = cfg["seed"] if seed is None else seed
-    if cfg["family"] != "transfer":
-        raise UserError(f"params.yaml: '{name}' is a {cfg['family']} entry; list it under models.scratch")
     cfg = resolve_budget(cfg, read_meta(paths.PREPARED)["splits"]["train"]["count"])
     hyper = config.hyperparameters(cfg)
 
