@@ -71,11 +71,11 @@ def elpv_table(files: list[Path]) -> str:
 def own_data_table(files: list[Path]) -> str:
     """bench/own_data.py's runs: per dataset the resolved size and each default model's accuracy with its interval
     (* where the interval reaches chance), the best default, the hand-tuned best and the run time."""
-    lines = ["| dataset | resolved | chance | mlp | lenet5 | cnn_bn | efficientnet_lite0 | hand-tuned best | run |",
-             "|---" * 9 + "|"]
+    lines = ["| dataset | resolved | chance | mlp | lenet5 | cnn_bn | efficientnet_lite0 | hand-tuned best | run | "
+             "commit |", "|---" * 10 + "|"]
     for run in (json.loads(f.read_text()) for f in files):
         if "models" not in run:
-            lines.append(f"| {run['dataset']} | failed: {' '.join(run['failed'])} |" + " |" * 7)
+            lines.append(f"| {run['dataset']} | failed: {' '.join(run['failed'])} |" + " |" * 7 + f" {run['rev']} |")
             continue
         size = run["resolved"]
         budget = next(iter(run["models"].values()))["budget"]
@@ -87,8 +87,9 @@ def own_data_table(files: list[Path]) -> str:
         best = "-" if not tuned or "accuracy" not in tuned else f"{tuned['accuracy']:.1%} ({tuned['model']}: " \
             f"`{tuned['params']}`)"
         lines.append(f"| {run['dataset']} | {size['height']}x{size['width']}x{size['channels']}, batch "
-                     f"{budget.get('batch_size')} x{budget.get('passes_per_epoch', 1)} | {run['chance']:.1%} | "
-                     f"{' | '.join(cells)} | {best} | {run['seconds'] / 60:.1f} min |")
+                     f"{budget.get('batch_size')} x{budget.get('passes_per_epoch', 1)}, augment "
+                     f"{budget.get('augment', 0)} | {run['chance']:.1%} | {' | '.join(cells)} | {best} | "
+                     f"{run['seconds'] / 60:.1f} min | {run['rev']} |")
     return "\n".join(lines)
 
 

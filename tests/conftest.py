@@ -88,9 +88,9 @@ def make_fashion_idx(root: Path, n_train: int = 60, n_test: int = 20) -> dict[st
 
 def base_params() -> dict:
     """params.yaml as the tests start from it: the tiny budgets tests set (epochs 1-3) are meant as they are, so the
-    min_steps stretching (unit-tested on its own) is off."""
+    data-sized settings (min_steps passes, augment auto; unit-tested on their own) are off."""
     params = copy.deepcopy(yaml.safe_load((ROOT / "params.yaml").read_text()))
-    params["train_defaults"]["min_steps"] = 0
+    params["train_defaults"].update(min_steps=0, augment=0)
     return params
 
 

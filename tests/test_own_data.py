@@ -94,17 +94,20 @@ def test_prepare_resolves_auto_from_the_images_and_reports_it(project, tmp_path)
 
 
 def test_the_budget_gives_a_small_dataset_enough_steps_and_leaves_a_large_one_alone():
-    cfg = {"batch_size": "auto", "epochs": 15, "min_steps": 1000}
-    large = train_settings.resolve_budget(cfg, 53_330)  # Fashion-MNIST's training split: exactly as before
+    cfg = {"batch_size": "auto", "epochs": 15, "min_steps": 1000, "augment": "auto", "hyper": {}}
+    large = train_settings.resolve_budget(cfg, 53_330, 10)  # Fashion-MNIST's training split: exactly as before
     assert large["batch_size"] == 128 and large["passes_per_epoch"] == 1 and large["epochs"] == 15
-    assert large["budget"]["steps_per_epoch"] == 417
-    small = train_settings.resolve_budget(cfg, 230)  # the 288-image tree: 2 steps an epoch at batch 128 before
+    assert large["budget"]["steps_per_epoch"] == 417 and large["augment"] == 0
+    small = train_settings.resolve_budget(cfg, 230, 12)  # the 288-image tree: 2 steps an epoch at batch 128 before
     assert small["batch_size"] == 16 and small["budget"]["steps_per_pass"] == 15
     passes = small["passes_per_epoch"]  # the fewest whole passes an epoch that reach min_steps in 15 epochs
     assert 15 * 15 * passes >= 1000 > 15 * 15 * (passes - 1) and small["epochs"] == 15
     assert small["budget"]["steps_per_epoch"] == 15 * passes
-    assert train_settings.resolve_budget({**cfg, "batch_size": 128}, 230)["batch_size"] == 128  # explicit wins
-    assert train_settings.resolve_budget({**cfg, "min_steps": 0}, 230)["passes_per_epoch"] == 1
+    assert small["augment"] == train_settings.AUTO_AUGMENT > 0  # 19 images a class
+    frozen = train_settings.resolve_budget({**cfg, "hyper": {"features": "lite0"}}, 230, 12)
+    assert frozen["augment"] == 0  # a head on cached features sees no augmented images
+    explicit = train_settings.resolve_budget({**cfg, "batch_size": 128, "augment": 1, "min_steps": 0}, 230, 12)
+    assert (explicit["batch_size"], explicit["augment"], explicit["passes_per_epoch"]) == (128, 1, 1)  # params win
 
 
 COUNTS = {s: {"total": n, "a": n // 2, "b": n - n // 2} for s, n in (("train", 400), ("val", 100), ("test", 200))}

@@ -152,7 +152,7 @@ def export_chosen(p: dict) -> dict:
         print(f"export {name} {fmt}: {formats[fmt]}")
     scores = json.loads((paths.EVAL_REPORTS / name / "metrics.json").read_text())
     pairs = pd.read_csv(paths.EVAL_REPORTS / name / "confused_pairs.csv")
-    entry = resolve_budget(config.model_config(p, name), meta["splits"]["train"]["count"])
+    entry = resolve_budget(config.model_config(p, name), meta["splits"]["train"]["count"], len(meta["classes"]))
     entry["hyper"] = config.hyperparameters(entry)  # the family's defaults too: the card lists every setting
     card = model_card.render(name, entry, chosen_by, p["data"], p["prepare"], meta, scores, split, pairs, formats,
                              cfg["tolerance"], model_card.provenance(name))

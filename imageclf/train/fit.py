@@ -189,7 +189,7 @@ def train(cfg: dict, prepared: Path, model_dir: Path, live_dir: Path, inputs=Non
     shape, n_classes = tuple(meta["shape"]), len(meta["classes"])
     check_input(REGISTRY[cfg["family"]], shape, cfg["name"])
     if "budget" not in cfg:  # (train/transfer.py resolves it before building its inputs)
-        cfg = resolve_budget(cfg, meta["splits"]["train"]["count"])
+        cfg = resolve_budget(cfg, meta["splits"]["train"]["count"], n_classes)
     inputs = inputs or loader.Images(prepared, cfg)
     keras.utils.set_random_seed(cfg["seed"])
     tf.config.experimental.enable_op_determinism()
@@ -245,7 +245,7 @@ def train(cfg: dict, prepared: Path, model_dir: Path, live_dir: Path, inputs=Non
         if cfg["retrain_full_epochs"]:
             model = retrain_full(cfg, inputs, phases, shape, n_classes, xla, strategy)
         summary["retrained_on_train_val"] = bool(cfg["retrain_full_epochs"])
-        budget = {**cfg["budget"], "auto_batch": int(cfg["budget"]["auto_batch"]),
+        budget = {**{k: int(v) if isinstance(v, bool) else v for k, v in cfg["budget"].items()},
                   "batch_norm_momentum": batch_norm_momentum(steps)}
         for key, value in [*summary.items(), *((f"budget/{k}", v) for k, v in budget.items())]:
             live.log_metric(key, value, plot=False)

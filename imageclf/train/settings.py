@@ -46,6 +46,12 @@ def learning_rate(cfg: dict, epoch: int) -> float:
     return SCHEDULES[cfg["lr_schedule"]](cfg, epoch)
 
 
+def _auto_or_level(value: int | str) -> str | None:
+    if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value in LEVELS):
+        return None
+    return f"must be auto or one of {', '.join(map(str, LEVELS))}, got {value!r}"
+
+
 def _auto_or_count(value: int | str) -> str | None:
     if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
         return None
@@ -56,22 +62,32 @@ def _auto_or_count(value: int | str) -> str | None:
 # optimizer steps (a 288-image set at batch 128 got 2 steps an epoch and 12 in all before early stopping).
 AUTO_BATCHES = (128, 64, 32, 16)  # batch_size auto: the largest that gives MIN_STEPS_PER_EPOCH steps an epoch
 MIN_STEPS_PER_EPOCH = 20
+# augment auto: level AUTO_AUGMENT for a training set under AUTO_AUGMENT_BELOW images a class (a 288-image tree of 12
+# shapes: lenet5 20.8% -> 58.3%, cnn_bn 12.5% -> 50.0% at level 2; docs/benchmarks.md), none above; never for an entry
+# that trains its head on cached features (augmented images have no cached features)
+AUTO_AUGMENT, AUTO_AUGMENT_BELOW = 2, 100
 
 
-def resolve_budget(cfg: dict, n_train: int) -> dict:
+def resolve_budget(cfg: dict, n_train: int, n_classes: int) -> dict:
     """The entry's settings with batch_size auto decided from the training images, and an epoch made of the smallest
     whole number of passes over them that gives at least min_steps optimizer steps in `epochs` epochs. Every count in
     epochs (patience, warm-up, decay, head_epochs) keeps its meaning and validation runs once an epoch, so a small
-    dataset gets the updates of a large one without hundreds of tiny epochs. cfg['budget'] says what was decided."""
+    dataset gets the updates of a large one without hundreds of tiny epochs. augment auto is decided from the images
+    per class. cfg['budget'] says what was decided."""
     batch = cfg["batch_size"]
     if batch == "auto":
         batch = next((b for b in AUTO_BATCHES if n_train / b >= MIN_STEPS_PER_EPOCH), AUTO_BATCHES[-1])
     steps = max(1, math.ceil(n_train / batch))
     passes = max(1, math.ceil(cfg["min_steps"] / (cfg["epochs"] * steps)))
-    out = {**cfg, "batch_size": batch, "passes_per_epoch": passes}
+    augment = cfg.get("augment", 0)
+    if augment == "auto":
+        few = n_train / max(1, n_classes) < AUTO_AUGMENT_BELOW
+        augment = AUTO_AUGMENT if few and not cfg.get("hyper", {}).get("features") else 0
+    out = {**cfg, "batch_size": batch, "passes_per_epoch": passes, "augment": augment}
     out["budget"] = {"train_images": n_train, "batch_size": batch, "auto_batch": cfg["batch_size"] == "auto",
                      "steps_per_pass": steps, "passes_per_epoch": passes, "steps_per_epoch": steps * passes,
-                     "epochs": cfg["epochs"], "min_steps": cfg["min_steps"]}
+                     "epochs": cfg["epochs"], "min_steps": cfg["min_steps"], "augment": augment,
+                     "auto_augment": cfg.get("augment") == "auto"}
     return out
 
 
@@ -83,6 +99,8 @@ def budget_line(cfg: dict) -> str:
     if b["passes_per_epoch"] > 1:
         text += (f"; {b['passes_per_epoch']} passes per epoch ({b['steps_per_epoch']} steps) for at least min_steps "
                  f"{b['min_steps']} optimizer steps in {cfg['epochs']} epochs")
+    if b["auto_augment"]:
+        text += f"; augment {b['augment']} (auto: {b['train_images']} training images)"
     return text
 
 
@@ -103,7 +121,7 @@ PARAMS = Section({
     "decay_rate": Field(NUMBER, minimum=0),
     "patience": Field((int,), minimum=1),
     "monitor": Field((str,), choices=MONITORS),
-    "augment": Field((int,), choices=tuple(LEVELS)),
+    "augment": Field((int, str), check=_auto_or_level),  # auto: see resolve_budget
     "class_weight": Field((str,), choices=("none", "balanced")),
     "oversample": Field((bool,)),
     "retrain_full_epochs": Field((int,), minimum=0),

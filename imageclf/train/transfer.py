@@ -17,7 +17,8 @@ def train_entry(p: dict, name: str, model_dir: Path, live_dir: Path, seed: int |
     config.check_group(p, name, "transfer")
     cfg = config.model_config(p, name)
     cfg["seed"] = cfg["seed"] if seed is None else seed
-    cfg = resolve_budget(cfg, read_meta(paths.PREPARED)["splits"]["train"]["count"])
+    meta = read_meta(paths.PREPARED)
+    cfg = resolve_budget(cfg, meta["splits"]["train"]["count"], len(meta["classes"]))
     hyper = config.hyperparameters(cfg)
 
     def phases(epochs: int) -> list[fit.Phase]:
