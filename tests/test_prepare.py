@@ -161,11 +161,13 @@ def test_dihedral_level_draws_every_rotation_and_mirror_of_a_square():
 def test_every_augmentation_level_params_accept_builds():
     from imageclf.cache import settings as prepare_settings
     from imageclf.cache.augment import augmenter
-    from imageclf.cache.augment_levels import NAMES
+    from imageclf.cache.augment_levels import LEVELS, NAMES
     from imageclf.train import settings as train_settings
 
-    levels = train_settings.PARAMS.fields["augment"].choices
-    assert set(levels) == set(NAMES)  # every level has a name in the README table
+    levels = tuple(LEVELS)
+    assert set(levels) == set(NAMES)  # every level has a name in the docs table
+    field = train_settings.PARAMS.fields["augment"]
+    assert all(field.problem(v) is None for v in (*levels, "auto")) and field.problem(len(levels)) is not None
     assert prepare_settings.PARAMS.fields["offline_augment_level"].choices == levels[1:]  # 0 would copy as is
     batch = np.random.default_rng(0).random((2, 8, 8, 1)).astype("float32")
     for level in levels[1:]:  # level 0 is no augmenter at all
