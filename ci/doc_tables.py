@@ -82,7 +82,9 @@ def own_data_table(files: list[Path]) -> str:
         cells = []
         for name in ("mlp", "lenet5", "cnn_bn", "efficientnet_lite0"):
             r = run["models"].get(name)
-            cells.append("-" if r is None else f"{r['accuracy']:.1%}{'*' if r['at_chance'] else ''} {r['ci95']}")
+            flagged = "at chance" in r["diagnostics"] if r else False  # the report's test, as the bench reads it
+            low, high = (float(x) * 100 for x in r["ci95"].strip("[]").split(",")) if r else (0, 0)
+            cells.append("-" if r is None else f"{r['accuracy']:.1%}{'*' if flagged else ''} [{low:.0f}, {high:.0f}]")
         tuned = max(run.get("tuned", []), key=lambda t: t.get("accuracy", 0), default=None)
         best = "-" if not tuned or "accuracy" not in tuned else f"{tuned['accuracy']:.1%} ({tuned['model']}: " \
             f"`{tuned['params']}`)"
