@@ -63,6 +63,26 @@ def test_csv_annotations(project, tmp_path):
     assert dict(zip(manifest["path"], manifest["class_name"], strict=True))["imgs/dog_2.jpg"] == "dog"
 
 
+def test_images_the_labels_do_not_cover_are_skipped_and_listed(project, tmp_path):
+    """docs/bad-input.md: an image missing from labels.csv, or whose name the regex does not match, is a listed
+    skip, never a silent drop and never an error."""
+    root = make_csv_tree(tmp_path / "csvtree", ["cat", "dog"], per_class=3)
+    pattern_image(0, 7).save(root / "imgs/stray.jpg")
+    use_folder(project, root, labels="csv", labels_csv="labels.csv")
+    project.run("download")
+    manifest, skipped, summary = read_outputs(project)
+    assert skipped.values.tolist() == [["imgs/stray.jpg", "not listed in labels.csv"]]
+    assert summary["images"] == 6 and "imgs/stray.jpg" not in set(manifest["path"])
+
+    lego = make_lego_tree(tmp_path / "lego", {"3003": "brick 2x2", "3004": "brick 1x2"}, per_class=4, validation=1)
+    pattern_image(1, 7).save(lego / "photo of my desk.png")
+    use_folder(project, lego, labels="regex", filename_regex=r"(?P<label>\d+) (?P<name>.+) (?P<id>\d{3}[LR])\.png")
+    project.run("download")
+    manifest, skipped, summary = read_outputs(project)
+    assert skipped.values.tolist() == [["photo of my desk.png", "file name does not match data.filename_regex"]]
+    assert summary["images"] == 8 and summary["skipped"] == 1
+
+
 def test_csv_entry_for_missing_file_is_an_error(project, tmp_path):
     root = make_csv_tree(tmp_path / "csvtree", ["cat", "dog"], per_class=3)
     (root / "labels.csv").write_text((root / "labels.csv").read_text() + "imgs/ghost.jpg,cat\n")

@@ -84,6 +84,25 @@ def test_shipped_test_list_is_kept_and_val_is_carved_from_the_rest(project, tmp_
     assert len(out["train"]) == 24 - 3 - 5
 
 
+def test_a_train_list_leaves_unlisted_images_out_and_lists_them(project, tmp_path):
+    """docs/datasets.md, split rule 1: with train.txt (and val.txt spelled so; bare file names allowed) every
+    unlisted image is left out of every split and listed in reports/data/split_excluded.csv."""
+    root = make_folder_tree(tmp_path / "tree", {"a": 6, "b": 6})
+    (root / "train.txt").write_text("".join(f"{c}/img {i:03d}.png\n" for c in "ab" for i in range(3)))
+    (root / "val.txt").write_text("a/img 003.png\nb/img 003.png\n")
+    (root / "test.txt").write_text("a/img 004.png\nb/img 004.png\n")
+    project.params["data"].update(source="folder", path=str(root))
+    project.run("download", "split")
+    out = splits(project)
+    assert sorted(out["train"]["path"]) == [f"{c}/img {i:03d}.png" for c in "ab" for i in range(3)]
+    assert sorted(out["val"]["path"]) == ["a/img 003.png", "b/img 003.png"]
+    assert sorted(out["test"]["path"]) == ["a/img 004.png", "b/img 004.png"]
+    excluded = pd.read_csv(project.path / "reports/data/split_excluded.csv")
+    assert excluded["path"].tolist() == ["a/img 005.png", "b/img 005.png"]
+    assert set(excluded["reason"]) == {"in no shipped split list"}
+    assert json.loads((project.path / "reports/data/class_counts.json").read_text())["excluded"] == 2
+
+
 def test_default_fractions_give_every_tree_source_a_test_split(project, tmp_path):
     root = make_folder_tree(tmp_path / "tree", {"a": 10, "b": 10})
     project.params["data"].update(source="folder", path=str(root))
