@@ -186,6 +186,27 @@ def test_predict_lists_odd_files_and_refuses_bad_input_in_one_line(baseline, tmp
         assert line in failed.stderr.strip().splitlines()[-1]
 
 
+def test_predict_uses_the_exported_choice_and_refuses_images_of_another_shape(baseline):
+    """--model best (the default) is the model the export stage chose; params.yaml's prepare no longer matching the
+    model's input is one line naming both, before any image is read."""
+    repo, _, images = baseline
+    chosen = json.loads((repo / "reports/export/metrics.json").read_text())["model"]
+    result = predict(repo, str(images / "rose"))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == f"predict {chosen}: 8 images, 0 skipped"
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["prepare"]["image_size"] = 16
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    try:
+        failed = predict(repo, str(images / "rose"), "--model", "m2")
+    finally:
+        git(repo, "checkout", "--", "params.yaml")
+    assert failed.returncode == 2 and "Traceback" not in failed.stderr, failed.stderr
+    assert failed.stderr.strip().splitlines()[-1].endswith(
+        "m2 takes (12, 12, 1) images but params.yaml prepare gives image_size 16; run dvc repro so the model matches "
+        "params.yaml")
+
+
 def test_a_clone_with_dvc_pull_has_every_output_and_reruns_nothing_without_the_dataset(baseline, tmp_path):
     repo, _, images = baseline
     store = tmp_path / "store"  # a local-directory DVC remote stands in for s3/gs/azure/ssh
