@@ -6,6 +6,7 @@ variables in TF 2.21, train on one device."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -81,4 +82,7 @@ def test_two_replicas_train_resume_evaluate_and_export(project, tmp_path):
     assert bn and all("; 1 steps per execution (several replicas" in line for line in bn)  # auto would pick 5
     assert "interrupted after epoch 1" in log and "train bn: resuming after epoch 1" in log
     assert "retrained on train+val" in log and "fine-tuning the top 3 backbone layers" in log
-    assert (project.path / "export/model.onnx").is_file()
+    assert (project.path / "export/model.onnx").is_file()  # export.formats [onnx]: that format only
+    assert not (project.path / "export/saved_model").exists() and not (project.path / "export/model.tflite").exists()
+    facts = json.loads((project.path / "reports/export/metrics.json").read_text())
+    assert [k for k, v in facts.items() if isinstance(v, dict)] == ["keras", "onnx"]  # the reference and onnx
