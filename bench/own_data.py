@@ -7,8 +7,9 @@ this repository at --rev into a work folder, sets params.yaml's `data:` keys and
 `dvc repro` (every stage, export included). It then reads what the pipeline wrote: each default model's accuracy on
 the evaluate split with its 95% interval, whether the report flags it at chance (the larger of 1/classes and the
 majority-class share, within a 95% binomial margin), the resolved image size, colour and training budgets, the
-report's diagnostics, and the run time; writes bench/results/own_data_<name>.json and prints one table. ci/doc_tables.py renders the docs table
-from those files. --tuned also runs, per dataset, the hand-tuned params recorded in TUNED (dvc exp run -S ...).
+report's diagnostics, and the run time; writes bench/results/own_data_<name>.json and prints one table.
+ci/doc_tables.py renders the docs table from those files. --tuned also runs, per dataset, the hand-tuned params
+recorded in TUNED (dvc exp run -S ...).
 """
 
 from __future__ import annotations

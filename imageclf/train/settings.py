@@ -62,9 +62,9 @@ def _auto_or_count(value: int | str) -> str | None:
 # optimizer steps (a 288-image set at batch 128 got 2 steps an epoch and 12 in all before early stopping).
 AUTO_BATCHES = (128, 64, 32, 16)  # batch_size auto: the largest that gives MIN_STEPS_PER_EPOCH steps an epoch
 MIN_STEPS_PER_EPOCH = 20
-# augment auto: level AUTO_AUGMENT for a training set under AUTO_AUGMENT_BELOW images a class (a 288-image tree of 12
-# shapes: lenet5 20.8% -> 58.3%, cnn_bn 12.5% -> 50.0% at level 2; docs/benchmarks.md), none above; never for an entry
-# that trains its head on cached features (augmented images have no cached features)
+# augment auto: level AUTO_AUGMENT for a training set under AUTO_AUGMENT_BELOW images a class, none above; never for an
+# entry that trains its head on cached features (augmented images have no cached features). Opt-in: it helped shapes at
+# any position and turn and hurt upright Fashion-MNIST (docs/training.md)
 AUTO_AUGMENT, AUTO_AUGMENT_BELOW = 2, 100
 
 
