@@ -207,11 +207,11 @@ def train(cfg: dict, prepared: Path, model_dir: Path, live_dir: Path, inputs=Non
     early = ResumableEarlyStopping(monitor=cfg["monitor"], patience=cfg["patience"], restore_best_weights=True)
     ckpt = Checkpoints(model_dir / "checkpoints", fingerprint({**cfg, "inputs": inputs.part}, meta), early)
     state = ckpt.resume_state()
-    steps = math.ceil(len(inputs.labels(("train",))) / cfg["batch_size"])  # per pass over the data
+    steps = cfg["budget"]["steps_per_pass"]  # (resolve_budget counted them)
     replicas = strategy.num_replicas_in_sync
     why = " (several replicas: Keras 3.15 fails above 1)" if replicas > 1 and not MULTI_REPLICA_STEPS else ""
     print(f"train {cfg['name']}: {budget_line(cfg)}; "
-          f"{steps_per_execution(cfg, steps * cfg['passes_per_epoch'], replicas)} steps per execution{why}, "
+          f"{steps_per_execution(cfg, cfg['budget']['steps_per_epoch'], replicas)} steps per execution{why}, "
           f"BatchNorm momentum {batch_norm_momentum(steps):g}")
     with strategy.scope():
         model = build(cfg, shape, n_classes, steps)
@@ -221,7 +221,7 @@ def train(cfg: dict, prepared: Path, model_dir: Path, live_dir: Path, inputs=Non
         else:
             ckpt.start_fresh()
             fitted = _fitted(model, inputs)
-            _compile(fitted, cfg, xla, steps * cfg["passes_per_epoch"])
+            _compile(fitted, cfg, xla, cfg["budget"]["steps_per_epoch"])
     first = state["epoch"] + 1 if state else 0
     ckpt.extra = {"train_time_s": state["train_time_s"] if state else 0.0}
     try:

@@ -4,6 +4,7 @@ they name, validated without loading TensorFlow."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 from imageclf.cache.augment_levels import LEVELS
 from imageclf.core.params import NUMBER, Field, Section, positive
@@ -46,16 +47,17 @@ def learning_rate(cfg: dict, epoch: int) -> float:
     return SCHEDULES[cfg["lr_schedule"]](cfg, epoch)
 
 
-def _auto_or_level(value: int | str) -> str | None:
-    if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value in LEVELS):
-        return None
-    return f"must be auto or one of {', '.join(map(str, LEVELS))}, got {value!r}"
+def _auto_or(accepts: Callable[[int], bool], expected: str) -> Callable[[int | str], str | None]:
+    """A check for keys that take auto or an integer `accepts` allows."""
+    def check(value: int | str) -> str | None:
+        if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and accepts(value)):
+            return None
+        return f"must be auto or {expected}, got {value!r}"
+    return check
 
 
-def _auto_or_count(value: int | str) -> str | None:
-    if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
-        return None
-    return f"must be auto or an integer >= 1, got {value!r}"
+_auto_or_count = _auto_or(lambda n: n >= 1, "an integer >= 1")
+_auto_or_level = _auto_or(lambda n: n in LEVELS, f"one of {', '.join(map(str, LEVELS))}")
 
 
 # Budgets from the data: batch_size auto and min_steps keep a small dataset from ending training after a few dozen
