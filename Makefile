@@ -40,8 +40,9 @@ repro: dataset $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-# Two pytest workers, one test file each at a time (a file's shared fixtures run once); GPU memory grows on demand
-# so the two workers' TensorFlow processes can share one GPU.
+# Two pytest workers, one test file each at a time (a file's shared fixtures run once), the longest files first
+# (tests/conftest.py: LONGEST_FIRST); GPU memory grows on demand so the two workers' TensorFlow processes can share
+# one GPU.
 test: dataset $(STAMP) lint
 	PATH=$(CURDIR)/$(BIN):$$PATH TF_FORCE_GPU_ALLOW_GROWTH=true \
-		$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=10 tests
+		$(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder --durations=10 tests

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import gzip
 import hashlib
+import random
 import sys
 from pathlib import Path
 
@@ -95,13 +96,13 @@ def base_params() -> dict:
 
 
 class Project:
-    """A scratch working directory with its own params.yaml where stages run in-process."""
+    """A scratch working directory with its own params.yaml where stages run in-process (in that directory, for the
+    run only)."""
 
-    def __init__(self, path: Path, monkeypatch: pytest.MonkeyPatch):
-        self.path, self.monkeypatch = path, monkeypatch
+    def __init__(self, path: Path):
+        self.path = path
         self.params = base_params()
         self.params["prepare"]["workers"] = 2
-        monkeypatch.chdir(path)
 
     def write_params(self) -> None:
         (self.path / "params.yaml").write_text(yaml.safe_dump(self.params, sort_keys=False))
@@ -111,17 +112,21 @@ class Project:
         import importlib
 
         self.write_params()
-        for stage in stages:
-            name, *args = stage.split()
-            self.monkeypatch.setattr(sys, "argv", [name, *args])
-            importlib.import_module(f"stages.{name}").main.__wrapped__()  # UserError propagates to the test
+        with pytest.MonkeyPatch.context() as mp:
+            mp.chdir(self.path)
+            for stage in stages:
+                name, *args = stage.split()
+                mp.setattr(sys, "argv", [name, *args])
+                importlib.import_module(f"stages.{name}").main.__wrapped__()  # UserError propagates to the test
 
 
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Project:
+    """A fresh project; the test runs inside it."""
     work = tmp_path / "project"
     work.mkdir()
-    return Project(work, monkeypatch)
+    monkeypatch.chdir(work)
+    return Project(work)
 
 
 @pytest.fixture
@@ -129,14 +134,59 @@ def folder_dataset(tmp_path: Path) -> Path:
     return make_folder_tree(tmp_path / "flowers", {"daisy": 10, "rose": 10, "tulip": 10})
 
 
-def module_project(tmp_path_factory, name: str, classes: dict[str, int]) -> tuple[Project, pytest.MonkeyPatch]:
-    """A scratch project on a generated folder-per-class dataset at 16 px, for module-scoped fixtures."""
+def module_project(tmp_path_factory, name: str, classes: dict[str, int]) -> Project:
+    """A scratch project on a generated folder-per-class dataset at 16 px, for module-scoped fixtures (a test that
+    needs it as its working directory says so with monkeypatch.chdir)."""
     base = tmp_path_factory.mktemp(name)
     root = make_folder_tree(base / "imgs", classes)
-    mp = pytest.MonkeyPatch()
     work = base / "project"
     work.mkdir()
-    project = Project(work, mp)
+    project = Project(work)
     project.params["data"].update(source="folder", path=str(root))
     project.params["prepare"]["image_size"] = 16
-    return project, mp
+    return project
+
+
+# --- test isolation: no test depends on another's order or leftovers -----------------------------------------------
+
+
+# The files that run whole pipelines, longest first: under `make test` (--dist loadfile --no-loadscope-reorder) a
+# worker takes the next file only when it is nearly done, so the longest ones starting first let both workers finish
+# together. Every other file keeps its place after them.
+LONGEST_FIRST = ("test_pipeline.py", "test_transfer.py", "test_recipes.py", "test_ci_scripts.py", "test_train.py",
+                 "test_own_data.py", "test_multi_replica.py")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--order", choices=("default", "reverse", "shuffle"), default="default",
+                     help="run the tests longest files first (default), reversed, or shuffled by --order-seed: the "
+                          "suite must pass in any order")
+    parser.addoption("--order-seed", type=int, default=0, help="the seed of --order shuffle")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Reorder after collection, the same way on every xdist worker (a fixed seed, never the clock)."""
+    order = config.getoption("--order")
+    if order == "default":
+        items.sort(key=lambda item: LONGEST_FIRST.index(item.path.name) if item.path.name in LONGEST_FIRST
+                   else len(LONGEST_FIRST))
+    elif order == "reverse":
+        items.reverse()
+    else:
+        random.Random(config.getoption("--order-seed")).shuffle(items)
+
+
+@pytest.fixture(autouse=True)
+def default_keras_state():
+    """In-process training sets Keras' global dtype policy, TensorFlow's op determinism and the global seeds; each
+    test starts from the defaults whatever ran before it on this worker."""
+    yield
+    if "keras" not in sys.modules:
+        return
+    import keras
+    import tensorflow as tf
+    from tensorflow.python.framework import config as tf_config
+
+    keras.backend.clear_session()  # Keras' global state, the dtype policy included
+    tf_config.disable_op_determinism()
+    tf.random.set_seed(None)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -72,24 +74,16 @@ def test_confused_pairs_threshold_and_order():
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """download -> split -> prepare -> train two tiny models -> evaluate -> compare, in-process."""
-    project, mp = module_project(tmp_path_factory, "eval", {"cat": 14, "dog": 14, "eel": 14})
+    project = module_project(tmp_path_factory, "eval", {"cat": 14, "dog": 14, "eel": 14})
     project.params["split"]["fractions"] = {"train": 0.5, "val": 0.25, "test": 0.25}
     project.params["train_defaults"].update(epochs=3, batch_size=8)
     project.params["models"] = {"scratch": ["tiny_lenet", "tiny_mlp"], "transfer": []}
     project.params["train"] = {"tiny_lenet": {"family": "lenet5", "filters": [4, 8], "dense": [8]},
                                "tiny_mlp": {"family": "mlp", "dense": [16]}}
     project.params["evaluate"].update(min_errors=0, batch_size=8)
-    project.run("download", "split", "prepare")
-    import stages.evaluate
-    import stages.train
-
-    for name in project.params["models"]["scratch"]:
-        for stage in (stages.train, stages.evaluate):
-            mp.setattr(sys, "argv", ["x", name])
-            stage.main.__wrapped__()
-    project.run("compare")
-    yield project
-    mp.undo()
+    project.run("download", "split", "prepare", *(f"{stage} {name}" for name in project.params["models"]["scratch"]
+                                                  for stage in ("train", "evaluate")), "compare")
+    return project
 
 
 def test_evaluate_outputs_match_the_predictions(trained):
@@ -113,19 +107,73 @@ def test_evaluate_outputs_match_the_predictions(trained):
     pairs = pd.read_csv(out / "confused_pairs.csv")
     wrong = predictions[predictions["true"] != predictions["predicted"]]
     assert pairs["errors"].sum() == len(wrong)
-    for png in ("confusion.png", "gallery.png", "gradcam.png"):
-        assert (out / png).stat().st_size > 2000
 
 
-def test_grad_cam_panel_for_a_cnn_and_a_note_for_the_mlp(trained):
+def test_the_gallery_shows_the_confused_images_beside_real_ones(tmp_path, monkeypatch):
+    """Image i is filled with the value i, so each tile says which image it is."""
+    from imageclf.evaluate import plots
+
+    y = np.array([0, 0, 0, 1, 1, 1, 2, 2])
+    pred = np.array([1, 0, 1, 1, 2, 1, 2, 1])
+    images = np.arange(8, dtype=np.uint8)[:, None, None, None] * np.ones((1, 4, 4, 1), np.uint8)
+    shown = []
+    monkeypatch.setattr(plots, "_show", lambda ax, img, title, color: shown.append((int(img.max()), color)))
+    pairs = pd.DataFrame({"true": ["a", "c"], "predicted": ["b", "b"]})
+    plots.gallery(pairs, images, y, pred, ["a", "b", "c"], 4, tmp_path / "gallery.png")
+    # a shown as b: images 0 and 2; real bs (true b, predicted b): 3 and 5; c shown as b: 7
+    assert shown == [(0, "tab:red"), (2, "tab:red"), (3, "tab:green"), (5, "tab:green"), (7, "tab:red"),
+                     (3, "tab:green"), (5, "tab:green")]
+
+
+def test_the_figures_show_the_images_and_heat_maps_they_name(trained, tmp_path, monkeypatch):
+    """What is drawn, not the file size: the gallery's left tiles are the test images of the confused pair (true A
+    predicted B), its right tiles real Bs; the Grad-CAM rows are those images with a heat map of their own size in
+    [0, 1]; the confusion figure gets the predictions; the MLP's panel is a note."""
     from PIL import Image
 
-    cnn, mlp = (Image.open(trained.path / f"reports/eval/{m}/gradcam.png") for m in ("tiny_lenet", "tiny_mlp"))
-    assert cnn.size[1] > 150  # rows of images with their heat maps
+    from imageclf.cache.shards import load_split
+    from imageclf.evaluate import plots, scoring
+
+    shown, heat_rows, confusion = [], [], []
+    real_show, real_heatmaps, real_confusion = plots._show, plots.heatmaps, plots.confusion_heatmap
+    monkeypatch.setattr(plots, "_show", lambda ax, img, title, color: shown.append((img, title, color)) or
+                        real_show(ax, img, title, color))
+    monkeypatch.setattr(plots, "heatmaps", lambda rows, *a: heat_rows.extend(rows) or real_heatmaps(rows, *a))
+    monkeypatch.setattr(plots, "confusion_heatmap", lambda y, pred, *a: confusion.append((y, pred)) or
+                        real_confusion(y, pred, *a))
+    params = yaml.safe_load((trained.path / "params.yaml").read_text())
+    out = tmp_path / "tiny_lenet"
+    scoring.evaluate("tiny_lenet", trained.path / "models/tiny_lenet", trained.path / "data/prepared", out, params)
+    images, y = load_split(trained.path / "data/prepared", "test")
+    predictions = pd.read_csv(out / "predictions.csv")
+    classes = ["cat", "dog", "eel"]
+    pred = predictions["predicted"].map(classes.index).to_numpy()
+    assert [(a.tolist(), b.tolist()) for a, b in confusion] == [(y.tolist(), pred.tolist())]
+    pairs = pd.read_csv(out / "confused_pairs.csv")
+    assert len(pairs), "the fixture's tiny model makes mistakes for the gallery to show"
+    gallery = shown[:len(shown) - sum(len(imgs) for imgs, _, _ in heat_rows)]
+    expected = []
+    for true, predicted in zip(pairs["true"], pairs["predicted"], strict=True):
+        t, p = classes.index(true), classes.index(predicted)
+        expected += [(i, "tab:red") for i in np.flatnonzero((y == t) & (pred == p))[:4]]
+        expected += [(i, "tab:green") for i in np.flatnonzero((y == p) & (pred == p))[:4]]
+    assert len(gallery) == len(expected)
+    for (img, _, color), (i, want) in zip(gallery, expected, strict=True):
+        assert color == want and np.array_equal(img, images[i])
+    assert heat_rows
+    for imgs, heat, titles in heat_rows:
+        assert heat.shape == imgs.shape[:3] and heat.min() >= 0 and heat.max() <= 1 and heat.std() > 0
+        for img, title in zip(imgs, titles, strict=True):
+            i = next(k for k in range(len(images)) if np.array_equal(images[k], img))
+            assert title.startswith(classes[y[i]]) or title == f"a real {classes[y[i]]}"
+    for png in ("confusion.png", "gallery.png", "gradcam.png"):
+        picture = np.asarray(Image.open(out / png).convert("L"))
+        assert picture.std() > 10, png  # drawn, not a blank canvas
+    mlp = Image.open(trained.path / "reports/eval/tiny_mlp/gradcam.png")
     assert mlp.size == (600, 60)  # one line: Grad-CAM does not apply
 
 
-def test_report_renders_every_section(trained):
+def test_report_renders_every_section_with_the_runs_data(trained):
     reports = trained.path / "reports"
     table = pd.read_csv(reports / "compare/comparison.csv")
     assert table["model"].tolist() == ["tiny_lenet", "tiny_mlp"]
@@ -135,14 +183,26 @@ def test_report_renders_every_section(trained):
                     "compare/scores.png", "compare/time_to_accuracy.png", "eval/tiny_lenet/confusion.png",
                     "eval/tiny_mlp/gallery.png", "eval/tiny_lenet/gradcam.png", "## Are the differences real?"):
         assert section in report
+    for _, row in table.iterrows():  # the score table's row of each model holds that model's figures
+        line = next(r for r in report.splitlines() if r.startswith(f"| {row['model']} |"))
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        assert cells[table.columns.get_loc("test_accuracy")] == f"{row['test_accuracy']:.4f}"
+        assert cells[table.columns.get_loc("params_total")] == str(row["params_total"])
+    counts = json.loads((reports / "data/class_counts.json").read_text())
+    for name in ("cat", "dog", "eel"):  # the dataset table is the split's class counts
+        assert f"| {name} | {counts['train'][name]} | {counts['val'][name]} | {counts['test'][name]} |" in report
     pairs = pd.read_csv(reports / "compare/significance.csv")
     assert pairs[["model_a", "model_b"]].values.tolist() == [["tiny_lenet", "tiny_mlp"]]
-    assert pairs["verdict"].iloc[0] in report
+    verdict = pairs["verdict"].iloc[0]
+    assert verdict in report.splitlines() and f"(p = {pairs['p_holm'].iloc[0]:.3f})" in verdict
     low, high = (table.loc[0, "test_accuracy_ci95"].strip("[]").split(", "))
     assert float(low) <= table.loc[0, "test_accuracy"] <= float(high)
     assert "seconds_to_val_0.9" in table.columns
     page = (reports / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == 3 + 2 * 3  # curves, time, scores; confusion, gallery, Grad-CAM
+    embedded = [base64.b64decode(b) for b in re.findall(r'src="data:image/png;base64,([^"]+)"', page)]
+    figures = [reports / f for f in re.findall(r"!\[[^]]*\]\(([^)]+\.png)\)", report)]
+    assert len(figures) == 3 + 2 * 3  # curves, time, scores; confusion, gallery, Grad-CAM of each model
+    assert embedded == [f.read_bytes() for f in figures]  # each picture inline, in the Markdown page's order
     assert "<table" in page and "tiny_mlp" in page and "src=\"reports/" not in page
 
 

@@ -25,9 +25,8 @@ from imageclf.train import fit
 @pytest.fixture(scope="module")
 def tiny_cache(tmp_path_factory) -> Path:
     """A prepared 16 px cache of 3 classes, imbalanced 60/30/15, built once for this module."""
-    project, mp = module_project(tmp_path_factory, "tiny", {"a": 60, "b": 30, "c": 15})
+    project = module_project(tmp_path_factory, "tiny", {"a": 60, "b": 30, "c": 15})
     project.run("download", "split", "prepare")
-    mp.undo()
     return project.path / "data/prepared"
 
 
@@ -119,9 +118,10 @@ def killed_after(work: Path, epochs: int) -> int:
 
 def test_resume_after_kill_matches_an_uninterrupted_run(tmp_path, tiny_cache):
     # min_steps 150 makes each epoch two passes over the 84 training images (11 steps a pass): a resume starts at
-    # the right pass too
-    straight = make_project(tmp_path / "straight", tiny_cache, epochs=8, patience=8, min_steps=150)
-    killed = make_project(tmp_path / "killed", tiny_cache, epochs=8, patience=8, min_steps=150)
+    # the right pass too, with the same augmented and oversampled batches
+    entry = {"epochs": 8, "patience": 8, "min_steps": 150, "augment": 1, "oversample": True}
+    straight = make_project(tmp_path / "straight", tiny_cache, **entry)
+    killed = make_project(tmp_path / "killed", tiny_cache, **entry)
     run_train(straight)
     assert json.loads((straight / "reports/train/tiny/metrics.json").read_text())["budget"]["passes_per_epoch"] == 2
     stopped_after = killed_after(killed, 3)
@@ -161,34 +161,39 @@ def test_oversampling_balances_classes(tiny_cache):
     assert np.all(np.abs(share - 1 / 3) < 0.08), share
 
 
-def test_class_weight_and_retrain_full(tmp_path, tiny_cache):
-    work = make_project(tmp_path, tiny_cache, epochs=2, class_weight="balanced", retrain_full_epochs=1,
-                        augment=1, optimizer="sgd", lr_schedule="cosine")
-    out = run_train(work).output
-    m = metrics(work)
-    assert m["retrained_on_train_val"] is True and "retrained on train+val for 1 epoch(s)" in out
-    assert json.loads((work / "models/tiny/classes.json").read_text())["trained_on"] == ["train", "val"]
-
-
-def test_the_retrain_on_train_val_keeps_the_entry_settings(tmp_path, tiny_cache, monkeypatch):
-    """class weights and oversampling apply to the retrain on train+val exactly as to the first fit."""
+def test_the_retrain_on_train_val_keeps_the_entry_settings_and_is_the_saved_model(tmp_path, tiny_cache, monkeypatch):
+    """class weights and oversampling apply to the retrain on train+val exactly as to the first fit, the retrain
+    runs retrain_full_epochs, and the model saved is the retrained one (not the best epoch of the first fit)."""
     from imageclf.train import config
 
-    work = make_project(tmp_path, tiny_cache, epochs=1, class_weight="balanced", oversample=True,
+    work = make_project(tmp_path, tiny_cache, epochs=2, class_weight="balanced", oversample=True,
                         retrain_full_epochs=1)
     monkeypatch.chdir(work)
     cfg = config.model_config(yaml.safe_load((work / "params.yaml").read_text()), "tiny")
-    fits, datasets = [], []
+    fits, after, datasets = [], [], []
     real_fit, real_dataset = keras.Model.fit, loader.dataset
-    monkeypatch.setattr(keras.Model, "fit", lambda self, *a, **kw: fits.append(kw) or real_fit(self, *a, **kw))
+
+    def spy_fit(self, *a, **kw):
+        fits.append(kw)
+        history = real_fit(self, *a, **kw)
+        after.append(self.get_weights())
+        return history
+
+    monkeypatch.setattr(keras.Model, "fit", spy_fit)
     monkeypatch.setattr(loader, "dataset", lambda *a, **kw: datasets.append((a[1], kw)) or real_dataset(*a, **kw))
-    fit.train(cfg, work / "data/prepared", work / "models/tiny", work / "reports/train/tiny")
+    summary = fit.train(cfg, work / "data/prepared", work / "models/tiny", work / "reports/train/tiny")
     labels = {s: load_split(work / "data/prepared", s)[1] for s in ("train", "val")}
     assert len(fits) == 2 and fits[0]["class_weight"] == fit.class_weights(labels["train"], 3)
     assert fits[1]["class_weight"] == fit.class_weights(np.concatenate(list(labels.values())), 3)
+    assert fits[1]["epochs"] - fits[1].get("initial_epoch", 0) == 1
     trained = [(split, kw) for split, kw in datasets if kw.get("epochs")]
     assert [split for split, _ in trained] == [("train",), ("train", "val")]
     assert all(kw["oversample"] and kw["shuffle"] for _, kw in trained)
+    saved = keras.models.load_model(work / "models/tiny/model.keras").get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(saved, after[1], strict=True))
+    assert not all(np.array_equal(a, b) for a, b in zip(saved, after[0], strict=True))
+    assert summary["retrained_on_train_val"] is True
+    assert json.loads((work / "models/tiny/classes.json").read_text())["trained_on"] == ["train", "val"]
 
 
 def test_multi_worker_config_is_refused_with_a_clear_line(tmp_path, tiny_cache):
@@ -222,7 +227,7 @@ def test_imbalance_handling_on_elpv(tmp_path, monkeypatch):
                         lambda data: sources.Collection(real(data).items[::8], [], {}, real(data).class_order))
     work = tmp_path / "elpv"
     work.mkdir()
-    project = Project(work, monkeypatch)
+    project = Project(work)
     project.params["data"].update(source="elpv", path=".")
     project.params["prepare"].update(image_size=16, color="grayscale")
     project.run("download", "split", "prepare")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import shutil
@@ -82,13 +83,12 @@ def test_frozen_imagenet_features_beat_random_weights_by_a_wide_margin():
 
 
 @pytest.fixture(scope="module")
-def lite0_project(tmp_path_factory):
+def lite0_built(tmp_path_factory) -> Project:
     """A prepared 16 px grey dataset (3 classes) with Lite0 features cached, built once."""
     base = tmp_path_factory.mktemp("transfer")
     root = make_folder_tree(base / "imgs", {"a": 24, "b": 24, "c": 24})
-    mp = pytest.MonkeyPatch()
     (base / "project").mkdir()
-    project = Project(base / "project", mp)
+    project = Project(base / "project")
     project.params["data"].update(source="folder", path=str(root))
     project.params["prepare"].update(image_size=16, color="grayscale")
     project.params["split"]["fractions"] = {"train": 0.6, "val": 0.2, "test": 0.2}
@@ -98,8 +98,15 @@ def lite0_project(tmp_path_factory):
     project.params["train"]["lite0"] = {"family": "transfer", "features": "lite0", "dense": [16]}
     project.params["models"]["transfer"] = ["lite0"]
     project.run("download", "split", "prepare", "features")
-    yield project
-    mp.undo()
+    return project
+
+
+@pytest.fixture
+def lite0_project(lite0_built: Project, monkeypatch: pytest.MonkeyPatch) -> Project:
+    """The built project as this test's working directory, with params the test may change for itself."""
+    monkeypatch.chdir(lite0_built.path)
+    monkeypatch.setattr(lite0_built, "params", copy.deepcopy(lite0_built.params))
+    return lite0_built
 
 
 def train(project: Project, name: str) -> dict:
@@ -116,8 +123,12 @@ def test_features_stage_caches_each_split_and_keeps_an_unchanged_set(lite0_proje
     x, y = features.load(Path("data/features/lite0"), "train")
     assert x.shape == (meta["splits"]["train"], 1280) and x.dtype == np.float32 and np.isfinite(x).all()
     assert np.array_equal(y, load_split(Path("data/prepared"), "train")[1])
+    written = {f.name: f.stat().st_mtime_ns for f in Path("data/features/lite0").iterdir()}
+    entry = lite0_project.params["train"]["lite0"]
+    entry.update(dense=[32, 8], lr=0.01, dropout=0.5)  # the head and lr of the frozen entry change, not its set
     lite0_project.run("features")
     assert "features lite0: up to date" in capsys.readouterr().out
+    assert {f.name: f.stat().st_mtime_ns for f in Path("data/features/lite0").iterdir()} == written
 
 
 def test_a_run_of_from_scratch_models_computes_no_feature_set(project, tmp_path):
@@ -155,8 +166,19 @@ def test_head_on_cached_features_predicts_like_the_end_to_end_model(lite0_projec
     assert summary["params_trainable"] < summary["params_non_trainable"]  # the backbone stayed frozen
 
 
-def test_an_interrupted_head_run_resumes_to_the_same_model(lite0_project, capsys, monkeypatch):
-    entry = {**lite0_project.params["train"]["lite0"], "epochs": 3}
+FINETUNE = {"family": "transfer", "input_size": 32, "dense": [16], "mode": "finetune", "finetune_top_n": 10,
+            "head_epochs": 1, "epochs": 2}
+
+
+@pytest.mark.parametrize(("entry", "killed_after"), [
+    ({"features": "lite0", "dense": [16], "epochs": 3}, 2),  # a head on cached features
+    # killed at the end of the head phase: the resume starts the fine-tuning phase; then the retrain on train+val
+    # fine-tunes in the same two phases
+    ({**FINETUNE, "retrain_full_epochs": 2}, 1),
+], ids=["frozen-head", "finetune-boundary"])
+def test_an_interrupted_transfer_run_resumes_to_the_same_model(lite0_project, capsys, monkeypatch, entry,
+                                                               killed_after):
+    entry = {"family": "transfer", **entry}
     lite0_project.params["train"].update(straight=entry, stopped=entry)
     train(lite0_project, "straight")
 
@@ -165,31 +187,51 @@ def test_an_interrupted_head_run_resumes_to_the_same_model(lite0_project, capsys
 
     save = checkpoints.Checkpoints.on_epoch_end
 
-    def die_after_second_epoch(self, epoch, logs=None):
+    def die(self, epoch, logs=None):
         save(self, epoch, logs)
-        if epoch == 1:
+        if epoch + 1 == killed_after:
             raise Killed
 
-    monkeypatch.setattr(checkpoints.Checkpoints, "on_epoch_end", die_after_second_epoch)
-    with pytest.raises(Killed):
+    with monkeypatch.context() as mp, pytest.raises(Killed):
+        mp.setattr(checkpoints.Checkpoints, "on_epoch_end", die)
         train(lite0_project, "stopped")
-    monkeypatch.undo()
     train(lite0_project, "stopped")
-    assert "resuming after epoch 2" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"resuming after epoch {killed_after}" in out
     straight, resumed = (keras.models.load_model(f"models/{n}/model.keras") for n in ("straight", "stopped"))
     assert all(np.array_equal(a, b) for a, b in zip(straight.get_weights(), resumed.get_weights(), strict=True))
+    if entry.get("mode") == "finetune":
+        # the straight and the resumed run, each in its first fit and in its retrain on train+val
+        assert out.count("fine-tuning the top 10 backbone layers from epoch 2") == 4
+        lr = [float(r.split("\t")[-1]) for r in
+              Path("reports/train/stopped/plots/metrics/train/learning_rate.tsv").read_text().splitlines()[1:]]
+        assert lr == pytest.approx([1e-3, 1e-4])  # the second phase runs at lr * finetune_lr_factor
+        base = transfer.base_of(resumed)
+        assert all(layer.trainable for layer in base.layers[-10:])
+        assert not any(layer.trainable for layer in base.layers[:-10] if layer.weights)
 
 
-def test_augmentation_or_no_feature_set_trains_through_the_backbone(lite0_project, capsys):
+def test_augmentation_or_no_feature_set_trains_through_the_backbone(lite0_project, capsys, monkeypatch):
+    """What fit consumes: 1280 cached features a picture for the plain frozen entry, the (augmented) pictures for an
+    entry with augment > 0 or with no features set."""
+    consumed = []
+    real_fit = keras.Model.fit
+
+    def spy(self, x, *args, **kwargs):
+        consumed.append(tuple(next(iter(x))[0].shape[1:]))
+        return real_fit(self, x, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "fit", spy)
     lite0_project.params["train"]["lite0_aug"] = {**lite0_project.params["train"]["lite0"], "augment": 1,
                                                   "epochs": 1}
-    summary = train(lite0_project, "lite0_aug")
-    assert "augment 1 changes every image each epoch, so cached features are not used" in capsys.readouterr().out
-    assert summary["params_trainable"] < summary["params_non_trainable"]  # the features set's frozen backbone
     lite0_project.params["train"]["lite0_64"] = {"family": "transfer", "input_size": 64, "dense": [16], "epochs": 1}
-    train(lite0_project, "lite0_64")
-    assert "training through the frozen backbone (slower); name a params.yaml 'features:' set" in \
-        capsys.readouterr().out
+    lite0_project.params["train"]["lite0_1"] = {**lite0_project.params["train"]["lite0"], "epochs": 1}
+    for name in ("lite0_1", "lite0_aug", "lite0_64"):
+        train(lite0_project, name)
+    assert consumed == [(1280,), (16, 16, 1), (16, 16, 1)]
+    out = capsys.readouterr().out
+    assert "augment 1 changes every image each epoch, so cached features are not used" in out
+    assert "training through the frozen backbone (slower); name a params.yaml 'features:' set" in out
 
 
 def test_a_frozen_entry_takes_its_backbone_keys_from_the_feature_set_it_names(lite0_project, tmp_path):
@@ -210,28 +252,6 @@ def test_a_frozen_entry_takes_its_backbone_keys_from_the_feature_set_it_names(li
     (stale / "lite0/meta.json").write_text(json.dumps({**meta, "prepared": "other"}))
     with pytest.raises(UserError, match=r"does not hold features.lite0 of the current prepared data"):
         features.inputs(cfg, config.hyperparameters(cfg), Path("data/prepared"), stale)
-
-
-def test_finetune_trains_the_head_first_then_the_top_layers(lite0_project, capsys):
-    lite0_project.params["train"]["lite0_ft"] = {"family": "transfer", "input_size": 32, "dense": [16],
-                                                 "mode": "finetune", "finetune_top_n": 10, "head_epochs": 1,
-                                                 "epochs": 2}
-    summary = train(lite0_project, "lite0_ft")
-    out = capsys.readouterr().out
-    assert "fine-tuning the top 10 backbone layers from epoch 2" in out
-    lr = [float(r.split("\t")[-1]) for r in
-          Path("reports/train/lite0_ft/plots/metrics/train/learning_rate.tsv").read_text().splitlines()[1:]]
-    assert lr == pytest.approx([1e-3, 1e-4])  # the second phase runs at lr * finetune_lr_factor
-    base = transfer.base_of(keras.models.load_model("models/lite0_ft/model.keras"))
-    assert all(layer.trainable for layer in base.layers[-10:])
-    assert not any(layer.trainable for layer in base.layers[:-10] if layer.weights)
-    assert summary["epochs_run"] == 2
-    lite0_project.params["train"]["lite0_ft_full"] = {**lite0_project.params["train"]["lite0_ft"],
-                                                      "retrain_full_epochs": 2}
-    train(lite0_project, "lite0_ft_full")  # the retrain on train+val fine-tunes in the same two phases
-    assert capsys.readouterr().out.count("fine-tuning the top 10 backbone layers from epoch 2") == 2
-    base = transfer.base_of(keras.models.load_model("models/lite0_ft_full/model.keras"))
-    assert all(layer.trainable for layer in base.layers[-10:])
 
 
 def test_feature_batches_are_keyed_on_the_epoch_and_can_oversample(tmp_path):
@@ -326,6 +346,29 @@ def check_entry(**entry) -> None:
 def test_bad_transfer_entries_are_one_clear_line(entry, message):
     with pytest.raises(UserError, match=message):
         check_entry(**entry)
+
+
+@pytest.mark.parametrize(("stage", "entry", "message"), [
+    ("train", {"family": "cnn_flowers"}, r"images of 16x16 px are too small for family 'cnn_flowers'"),
+    ("train", {"family": "lenet5", "dropout": 1.5}, r"'train.bad.dropout' must be a rate in \[0, 1\)"),
+    ("train", {"family": "transfer", "features": "lite0"}, r"'bad' is a transfer entry; list it under "
+                                                            r"models.transfer, not models.scratch"),
+    ("train_transfer", {"family": "transfer", "weights": "notes.h5"}, r"notes.h5 is not a weight file"),
+    ("train_transfer", {"family": "transfer", "features": "lite0_64"}, r"does not hold features.lite0_64"),
+    ("train_transfer", {"family": "transfer", "mode": "finetune", "input_size": 32, "head_epochs": 3,
+                        "epochs": 3}, r"'train.bad.head_epochs' \(3\) must be less than epochs \(3\)"),
+], ids=["too-small", "dropout", "wrong-group", "not-weights", "set-not-computed", "head-epochs"])
+def test_every_entry_error_stops_the_stage_before_training(lite0_project, monkeypatch, stage, entry, message):
+    """docs/bad-input.md: all are raised before training starts, at the stage itself (not only by the checks)."""
+    Path("notes.h5").write_text("not hdf5")
+    monkeypatch.setattr(keras.Model, "fit", lambda *a, **kw: pytest.fail("training started"))
+    params = lite0_project.params
+    params["features"]["lite0_64"] = {**params["features"]["lite0"], "input_size": 64}  # defined, never computed
+    params["train"]["bad"] = entry
+    params["models"]["scratch" if stage == "train" else "transfer"].append("bad")
+    with pytest.raises(UserError, match=message):
+        lite0_project.run(f"{stage} bad")
+    assert not Path("models/bad/model.keras").exists()
 
 
 def test_a_file_that_is_not_weights_is_refused_before_training(tmp_path):

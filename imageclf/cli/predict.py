@@ -5,7 +5,8 @@
 Files and folders (searched recursively) are decoded and converted exactly as the prepare stage does with
 params.yaml's prepare settings (colour mode, inversion, resize policy, EXIF orientation). Writes a CSV (standard
 output unless --out) of path, class_1, prob_1, ... class_K, prob_K; files that are not usable images are listed on
-standard error with the reason. --model best picks the model as the export stage does (export.metric).
+standard error with the reason. --model best (the default) is the model the export stage chose: export.model, or
+the listed model with the highest export.metric when export.model is best.
 """
 
 import argparse
@@ -29,7 +30,8 @@ PROGRESS_FROM = 1000  # images: a progress bar on standard error from this many 
 def arguments(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m imageclf.cli.predict", description="Classify image files.")
     parser.add_argument("paths", nargs="*", metavar="PATH", help="image files or folders (searched recursively)")
-    parser.add_argument("--model", default="best", help="a model listed in params.yaml 'models:', or best (default)")
+    parser.add_argument("--model", default="best", help="a model listed in params.yaml 'models:', or best (default): "
+                                                         "the model the export stage chose")
     parser.add_argument("--top-k", type=int, default=None, help="classes per image (default: evaluate.top_k)")
     parser.add_argument("--out", default="-", help="CSV file to write (default: standard output)")
     args = parser.parse_args(argv)
@@ -43,7 +45,8 @@ def main() -> None:
     args = arguments(sys.argv[1:])
     p = params.load({"data": sources.PARAMS, "prepare": prepare_settings.PARAMS, "models": params.MODELS,
                      "evaluate": evaluate_settings.PARAMS, "export": deploy_settings.PARAMS})
-    name = selection.choose(args.model, params.model_names(p["models"]), p["export"]["metric"], "--model")
+    spec, where = (p["export"]["model"], "export.model") if args.model == "best" else (args.model, "--model")
+    name = selection.choose(spec, params.model_names(p["models"]), p["export"]["metric"], where)
     files, skipped = prediction.find_images(args.paths)
     given = len(files) + len(skipped)
     import imageclf.models.transfer  # noqa: F401  (registers the layers a transfer model.keras holds, for loading)
