@@ -133,6 +133,25 @@ def test_export_writes_every_format_checked_against_keras_with_a_model_card(base
     assert "| activation | relu |" in card and "| l2 | 0.0 |" in card  # family defaults the entry does not set
 
 
+def test_the_exported_model_is_a_registry_artifact_that_dvc_artifacts_get_fetches(baseline, tmp_path):
+    """dvc.yaml declares export/ under artifacts: (type model); a Git tag registers a version, and `dvc artifacts get`
+    from another directory fetches exactly the exported files of that version."""
+    repo, _, _ = baseline
+    git(repo, "tag", "-a", "image-classifier@v0.1.0", "-m", "a registered version")
+    result = subprocess.run([sys.executable, "-m", "dvc", "artifacts", "get", str(repo), "image-classifier", "-o",
+                             "fetched"], cwd=tmp_path, capture_output=True, text=True,
+                            env={"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": str(tmp_path),
+                                 "DVC_NO_ANALYTICS": "1"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    fetched = tmp_path / "fetched"
+    for name in ("model.onnx", "model.tflite", "classes.txt", "model_card.md", "saved_model/saved_model.pb"):
+        assert (fetched / name).read_bytes() == (repo / "export" / name).read_bytes(), name
+    from dvc.repo import Repo
+
+    artifact = Repo(str(repo)).artifacts.read()["dvc.yaml"]["image-classifier"]
+    assert artifact.type == "model" and "export.model m1, data.source folder" in artifact.desc
+
+
 def test_a_format_that_disagrees_with_keras_fails_the_export_naming_it(baseline, tmp_path, monkeypatch):
     repo, _, _ = baseline
     work = tmp_path / "work"
