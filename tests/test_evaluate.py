@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import pandas as pd
 import pytest
@@ -311,3 +312,61 @@ def test_domain_shift_maps_classes_and_counts_the_dropped(trained, tmp_path, mon
     with pytest.raises(UserError, match=r"class_map: \['lion'\] are not classes of the model"):
         scoring.evaluate("tiny_mlp", trained.path / "models/tiny_mlp", trained.path / "data/prepared", out,
                             params)
+
+
+def test_the_dihedral_views_are_eight_distinct_turns_and_mirrors():
+    from imageclf.evaluate import scoring
+
+    image = np.zeros((1, 5, 5, 1), np.float32)
+    image[0, 0, 1, 0] = 1.0  # one bright pixel off every symmetry axis
+    spots = {tuple(np.argwhere(view(image).numpy()[0, :, :, 0] == 1.0)[0]) for view in scoring.views("dihedral")}
+    assert len(spots) == 8
+    assert len(scoring.views("flip")) == 2 and len(scoring.views("none")) == 1
+
+
+def test_test_time_views_make_a_mirror_asymmetric_model_symmetric(trained):
+    """A model that tells left-heavy from right-heavy images: averaged with the mirrors (flip) or over all eight views
+    (dihedral), its first two classes become equally likely for every image, which plain they are not."""
+    from keras import layers
+
+    from imageclf.cache.shards import load_split
+    from imageclf.evaluate import scoring
+
+    inputs = keras.Input((16, 16, 1))
+    left = layers.GlobalAveragePooling2D()(layers.Cropping2D(((0, 0), (0, 8)))(inputs))
+    right = layers.GlobalAveragePooling2D()(layers.Cropping2D(((0, 0), (8, 0)))(inputs))
+    lean = layers.Subtract()([left, right])
+    logits = layers.Concatenate()([lean, layers.Subtract()([right, left]), layers.Subtract()([left, left])])
+    model = keras.Model(inputs, layers.Softmax()(layers.Rescaling(20.0)(logits)))
+    prepared = trained.path / "data/prepared"
+    plain = model.predict(load_split(prepared, "test")[0] / 255.0, verbose=0)
+    assert np.abs(plain[:, 0] - plain[:, 1]).max() > 0.5
+    for kind in ("flip", "dihedral"):
+        averaged = scoring.tta_probabilities(model, prepared, "test", 5, kind)
+        np.testing.assert_allclose(averaged[:, 0], averaged[:, 1], atol=1e-6)
+
+
+def test_tta_figures_sit_beside_the_plain_ones_and_dihedral_needs_square_images(trained, tmp_path):
+    from imageclf.evaluate import scoring
+    from imageclf.report import comparison
+
+    root = tmp_path / "reports"
+    shutil.copytree(trained.path / "reports", root)
+    params = yaml.safe_load((trained.path / "params.yaml").read_text())
+    params["evaluate"]["tta"] = "flip"
+    plain = json.loads((root / "eval/tiny_lenet/metrics.json").read_text())["test"]
+    m = scoring.evaluate("tiny_lenet", trained.path / "models/tiny_lenet", trained.path / "data/prepared",
+                         root / "eval/tiny_lenet", params)
+    assert m["test"]["accuracy"] == plain["accuracy"]  # the plain figures are what the exported model gives
+    assert m["test"]["tta"]["views"] == "flip" and 0 <= m["test"]["tta"]["accuracy"] <= 1
+    frame = comparison.write(["tiny_lenet", "tiny_mlp"], root, "test").set_index("model")
+    assert frame.loc["tiny_lenet", "test_tta_accuracy"] == m["test"]["tta"]["accuracy"]
+    assert pd.isna(frame.loc["tiny_mlp", "test_tta_accuracy"])  # evaluated without TTA
+    prepared = tmp_path / "prepared"
+    shutil.copytree(trained.path / "data/prepared", prepared)
+    meta = json.loads((prepared / "meta.json").read_text())
+    (prepared / "meta.json").write_text(json.dumps({**meta, "shape": [16, 12, 1]}))
+    params["evaluate"]["tta"] = "dihedral"
+    with pytest.raises(UserError, match=r"^evaluate.tta is dihedral, whose quarter turns need square images, but "
+                                        r"prepare gives 16x12; use tta: flip$"):
+        scoring.evaluate("tiny_lenet", trained.path / "models/tiny_lenet", prepared, tmp_path / "x", params)

@@ -9,6 +9,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pandas as pd
+import tensorflow as tf
 
 from imageclf.cache import loader
 from imageclf.cache.shards import load_split, read_meta
@@ -47,10 +48,26 @@ def predict(model: keras.Model, prepared: Path, split: str, batch: int) -> tuple
     return labels, probs.astype(np.float64), len(labels) / (time.perf_counter() - start)
 
 
+def views(kind: str) -> list:
+    """The test-time views of a batch of images: itself (none), and its mirror (flip), or all eight quarter turns
+    with and without the mirror (dihedral)."""
+    turns = range(4) if kind == "dihedral" else range(1)
+    mirrors = (False,) if kind == "none" else (False, True)
+    return [lambda x, k=k, m=m: tf.image.rot90(tf.image.flip_left_right(x) if m else x, k)
+            for k in turns for m in mirrors]
+
+
+def tta_probabilities(model: keras.Model, prepared: Path, split: str, batch: int, kind: str) -> np.ndarray:
+    """Class probabilities averaged over the test-time views (evaluate.tta) of each image."""
+    images = loader.dataset(prepared, split, batch).map(lambda x, _y: x)
+    return np.mean([model.predict(images.map(view), verbose=0) for view in views(kind)], axis=0).astype(np.float64)
+
+
 def summary_line(results: dict, split: str, name: str) -> str:
     """What an evaluate stage prints at the end."""
     scores = results[split]
-    return (f"evaluate {name}: {split} accuracy {scores['accuracy']:.4f}, macro F1 {scores['macro_f1']:.4f}, "
+    tta = f" ({scores['tta']['views']} views: {scores['tta']['accuracy']:.4f})" if "tta" in scores else ""
+    return (f"evaluate {name}: {split} accuracy {scores['accuracy']:.4f}{tta}, macro F1 {scores['macro_f1']:.4f}, "
             f"{results['inference']['images_per_s']:.0f} images/s")
 
 
@@ -68,6 +85,10 @@ def evaluate(name: str, model_dir: Path, prepared: Path, out: Path, params: dict
     if detail != "train" and detail in trained_on:
         raise UserError(f"evaluate.split is '{detail}' but {name} was retrained on {'+'.join(trained_on)} "
                         "(retrain_full_epochs): evaluate on a held-out split (test)")
+    height, width = meta["shape"][:2]
+    if cfg["tta"] == "dihedral" and height != width:
+        raise UserError(f"evaluate.tta is dihedral, whose quarter turns need square images, but prepare gives "
+                        f"{height}x{width}; use tta: flip")
     out.mkdir(parents=True, exist_ok=True)
     results: dict[str, dict] = {"trained_on": "+".join(trained_on)}
     for split in SPLITS:
@@ -79,6 +100,10 @@ def evaluate(name: str, model_dir: Path, prepared: Path, out: Path, params: dict
             if cfg["bootstrap_resamples"]:
                 results[split].update(stats.bootstrap(y, probs.argmax(axis=1), len(classes),
                                                       cfg["bootstrap_resamples"], cfg["seed"]))
+            if cfg["tta"] != "none":  # beside the plain figures, which stay what the exported model gives
+                tta = tta_probabilities(model, prepared, split, cfg["batch_size"], cfg["tta"])
+                results[split]["tta"] = {"views": cfg["tta"], **metrics.split_metrics(y, tta, cfg["top_k"],
+                                                                                      cfg["ece_bins"])}
             results["inference"] = {"images_per_s": round(speed, 1), "batch_size": cfg["batch_size"]}
             _details(model, y, probs, classes, prepared, split, out, cfg)
     if cfg["domain_shift"] is not None:

@@ -31,4 +31,5 @@ PARAMS = Section({
     "domain_shift": Field((dict,), nullable=True, check=_domain_shift),
     "bootstrap_resamples": Field((int,), minimum=0),  # 95% intervals of accuracy and macro F1; 0: none
     "seed": Field((int,)),  # of the bootstrap resampling
+    "tta": Field((str,), choices=("none", "flip", "dihedral")),  # test-time views averaged on evaluate.split
 })

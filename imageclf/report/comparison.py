@@ -51,6 +51,9 @@ def table(models: list[str], train_dir: Path, eval_dir: Path, detail_split: str,
         row[f"{detail_split}_balanced_accuracy"] = detail.get("balanced_accuracy")
         row[f"{detail_split}_macro_f1"] = detail["macro_f1"]
         row[f"{detail_split}_macro_f1_ci95"] = interval(detail, "macro_f1")
+        if "tta" in detail:  # evaluate.tta: the averaged views' figures beside the plain ones
+            row[f"{detail_split}_tta_accuracy"] = detail["tta"]["accuracy"]
+            row[f"{detail_split}_tta_macro_f1"] = detail["tta"]["macro_f1"]
         row.update({k: trained.get(k) for k in ("best_epoch", "epochs_run", "train_time_s")})
         if target is not None:
             row[f"seconds_to_val_{target:g}"] = seconds_to(curves([name], train_dir)[name], target)
