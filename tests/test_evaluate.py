@@ -62,6 +62,24 @@ def test_zero_support_class_is_reported_not_a_crash():
     assert single["cohen_kappa"] is None  # undefined with one class, written as null
 
 
+@pytest.mark.parametrize(("sharpness", "direction"), [(3.0, "above"), (1 / 3, "below")])
+def test_temperature_scaling_undoes_over_and_under_confidence(sharpness, direction):
+    """Probabilities made 3x too sharp (or too flat) are fitted on one half: T lands above (below) 1, and the other
+    half's ECE halves and its NLL drops."""
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 4000)
+    logits = rng.normal(size=(4000, 3))
+    logits[np.arange(4000), y] += 1.5
+    honest = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    skewed = metrics.with_temperature(honest, 1 / sharpness)
+    t = metrics.fit_temperature(y[:2000], skewed[:2000])
+    assert (t > 1) if direction == "above" else (t < 1)
+    before, after = skewed[2000:], metrics.with_temperature(skewed[2000:], t)
+    scores = [metrics.split_metrics(y[2000:], probs, 2, 15) for probs in (before, after)]
+    assert scores[1]["ece"] < 0.5 * scores[0]["ece"] and scores[1]["loss"] < scores[0]["loss"]
+    assert np.array_equal(after.argmax(axis=1), before.argmax(axis=1))  # scaling never changes a prediction
+
+
 def test_confused_pairs_threshold_and_order():
     y = np.array([0] * 10 + [1] * 10 + [2] * 10)
     pred = np.array([1] * 7 + [0] * 3 + [2] * 6 + [1] * 4 + [2] * 10)
@@ -167,7 +185,7 @@ def test_the_figures_show_the_images_and_heat_maps_they_name(trained, tmp_path, 
         for img, title in zip(imgs, titles, strict=True):
             i = next(k for k in range(len(images)) if np.array_equal(images[k], img))
             assert title.startswith(classes[y[i]]) or title == f"a real {classes[y[i]]}"
-    for png in ("confusion.png", "gallery.png", "gradcam.png"):
+    for png in ("confusion.png", "gallery.png", "gradcam.png", "reliability.png"):
         picture = np.asarray(Image.open(out / png).convert("L"))
         assert picture.std() > 10, png  # drawn, not a blank canvas
     mlp = Image.open(trained.path / "reports/eval/tiny_mlp/gradcam.png")
@@ -194,6 +212,11 @@ def test_report_renders_every_section_with_the_runs_data(trained):
         assert f"| {name} | {counts['train'][name]} | {counts['val'][name]} | {counts['test'][name]} |" in report
     pairs = pd.read_csv(reports / "compare/significance.csv")
     assert pairs[["model_a", "model_b"]].values.tolist() == [["tiny_lenet", "tiny_mlp"]]
+    for name in ("tiny_lenet", "tiny_mlp"):  # the temperature fitted on val and what it did on test
+        scores = json.loads((reports / f"eval/{name}/metrics.json").read_text())["test"]
+        fitted = scores["calibrated"]
+        assert (f"Calibration: temperature {fitted['temperature']:.2f} fitted on val; on test NLL {scores['loss']:.3f}"
+                f" -> {fitted['loss']:.3f}, ECE {scores['ece']:.3f} -> {fitted['ece']:.3f}.") in report
     verdict = pairs["verdict"].iloc[0]
     assert verdict in report.splitlines() and f"(p = {pairs['p_holm'].iloc[0]:.3f})" in verdict
     low, high = (table.loc[0, "test_accuracy_ci95"].strip("[]").split(", "))
@@ -202,7 +225,7 @@ def test_report_renders_every_section_with_the_runs_data(trained):
     page = (reports / "report.html").read_text()
     embedded = [base64.b64decode(b) for b in re.findall(r'src="data:image/png;base64,([^"]+)"', page)]
     figures = [reports / f for f in re.findall(r"!\[[^]]*\]\(([^)]+\.png)\)", report)]
-    assert len(figures) == 3 + 2 * 3  # curves, time, scores; confusion, gallery, Grad-CAM of each model
+    assert len(figures) == 3 + 2 * 4  # curves, time, scores; confusion, gallery, Grad-CAM, reliability of each model
     assert embedded == [f.read_bytes() for f in figures]  # each picture inline, in the Markdown page's order
     assert "<table" in page and "tiny_mlp" in page and "src=\"reports/" not in page
 
@@ -237,6 +260,7 @@ def test_a_model_retrained_on_val_is_not_scored_on_val(trained, tmp_path, monkey
     params = yaml.safe_load((trained.path / "params.yaml").read_text())
     m = scoring.evaluate("tiny_mlp", model_dir, trained.path / "data/prepared", root / "eval/tiny_mlp", params)
     assert set(m) == {"trained_on", "train", "test", "inference"} and m["trained_on"] == "train+val"
+    assert "calibrated" not in m["test"]  # no held-out val to fit a temperature on
     frame = comparison.write(["tiny_lenet", "tiny_mlp"], root, "test").set_index("model")
     assert pd.isna(frame.loc["tiny_mlp", "val_accuracy"]) and pd.notna(frame.loc["tiny_lenet", "val_accuracy"])
     assert frame.loc["tiny_mlp", "trained_on"] == "train+val"

@@ -10,18 +10,42 @@ import pandas as pd
 from sklearn import metrics as skm
 
 
-def expected_calibration_error(y: np.ndarray, probs: np.ndarray, bins: int = 15) -> float:
-    """Mean |accuracy - confidence| over equal-width confidence bins, weighted by bin size."""
+def calibration_bins(y: np.ndarray, probs: np.ndarray, bins: int) -> pd.DataFrame:
+    """Per non-empty equal-width confidence bin: mean confidence, accuracy and share of the images."""
     confidence = probs.max(axis=1)
     correct = probs.argmax(axis=1) == y
     edges = np.linspace(0.0, 1.0, bins + 1)
     which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, bins - 1)
-    ece = 0.0
-    for b in range(bins):
-        in_bin = which == b
-        if in_bin.any():
-            ece += in_bin.mean() * abs(correct[in_bin].mean() - confidence[in_bin].mean())
-    return float(ece)
+    frame = pd.DataFrame({"bin": which, "confidence": confidence, "accuracy": correct.astype(float)})
+    table = frame.groupby("bin").agg(confidence=("confidence", "mean"), accuracy=("accuracy", "mean"),
+                                     share=("accuracy", "size"))
+    table["share"] /= len(y)
+    return table
+
+
+def expected_calibration_error(y: np.ndarray, probs: np.ndarray, bins: int = 15) -> float:
+    """Mean |accuracy - confidence| over equal-width confidence bins, weighted by bin size."""
+    table = calibration_bins(y, probs, bins)
+    return float((table["share"] * (table["accuracy"] - table["confidence"]).abs()).sum())
+
+
+def with_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
+    """softmax(log p / T): the probabilities of the same model with its logits divided by T."""
+    logits = np.log(np.clip(probs, 1e-12, 1.0)) / temperature
+    logits -= logits.max(axis=1, keepdims=True)
+    scaled = np.exp(logits)
+    return scaled / scaled.sum(axis=1, keepdims=True)
+
+
+def fit_temperature(y: np.ndarray, probs: np.ndarray) -> float:
+    """Temperature scaling (Guo et al. 2017): the T in [0.05, 20] that minimises the negative log-likelihood of
+    with_temperature(probs, T) on held-out (y, probs)."""
+    from scipy.optimize import minimize_scalar
+
+    labels = np.arange(probs.shape[1])
+    found = minimize_scalar(lambda log_t: skm.log_loss(y, with_temperature(probs, math.exp(log_t)), labels=labels),
+                            bounds=(math.log(0.05), math.log(20.0)), method="bounded")
+    return float(math.exp(found.x))
 
 
 def balanced_accuracy(y: np.ndarray, pred: np.ndarray) -> float:

@@ -77,6 +77,21 @@ def heatmaps(rows: list[tuple[np.ndarray, np.ndarray, list[str]]], caption: str,
     plt.close(fig)
 
 
+def reliability(before, after, temperature: float, out: Path) -> None:
+    """Accuracy against mean confidence per confidence bin (metrics.calibration_bins), as trained and after
+    temperature scaling: a calibrated model lies on the diagonal."""
+    fig, ax = plt.subplots(figsize=(4.4, 4.2))
+    ax.plot([0, 1], [0, 1], "k--", lw=0.8, label="calibrated")
+    for bins, label, marker in ((before, "as trained", "o"), (after, f"temperature {temperature:.2f}", "s")):
+        ax.plot(bins["confidence"], bins["accuracy"], marker=marker, ms=4, label=label)
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence (top probability)", ylabel="accuracy",
+           title="reliability (temperature fitted on val)")
+    ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+
+
 def note(text: str, out: Path) -> None:
     """A small figure that only says something (a chart that does not apply)."""
     fig, ax = plt.subplots(figsize=(6, 0.6))

@@ -91,12 +91,17 @@ def evaluate(name: str, model_dir: Path, prepared: Path, out: Path, params: dict
                         f"{height}x{width}; use tta: flip")
     out.mkdir(parents=True, exist_ok=True)
     results: dict[str, dict] = {"trained_on": "+".join(trained_on)}
+    scored = {}
     for split in SPLITS:
         if meta["splits"][split]["count"] == 0 or (split != "train" and split in trained_on):
             continue  # a split the final model was trained on is no evaluation: left out
         y, probs, speed = predict(model, prepared, split, cfg["batch_size"])
+        scored[split] = y, probs
         results[split] = metrics.split_metrics(y, probs, cfg["top_k"], cfg["ece_bins"])
         if split == detail:
+            calibrated = calibrate(scored.get("val"), y, probs, detail, cfg, out / "reliability.png")
+            if calibrated:
+                results[split]["calibrated"] = calibrated
             if cfg["bootstrap_resamples"]:
                 results[split].update(stats.bootstrap(y, probs.argmax(axis=1), len(classes),
                                                       cfg["bootstrap_resamples"], cfg["seed"]))
@@ -111,6 +116,25 @@ def evaluate(name: str, model_dir: Path, prepared: Path, out: Path, params: dict
                                                         cfg["domain_shift"], cfg)
     (out / "metrics.json").write_text(json.dumps(results, indent=2) + "\n")
     return results
+
+
+def calibrate(val: tuple[np.ndarray, np.ndarray] | None, y: np.ndarray, probs: np.ndarray, split: str, cfg: dict,
+              out: Path) -> dict | None:
+    """evaluate.calibrate: temperature scaling fitted on the validation predictions, its NLL and ECE on `split`
+    before and after, and the reliability diagram (out); a note instead when there is no held-out val to fit on."""
+    if not cfg["calibrate"]:
+        plots.note("No calibration: evaluate.calibrate is false.", out)
+        return None
+    if val is None or split == "val":
+        why = "evaluate.split is val itself" if split == "val" else "no val split to fit it on (empty, or trained on)"
+        plots.note(f"No temperature scaling: {why}.", out)
+        return None
+    temperature = metrics.fit_temperature(*val)
+    scaled = metrics.with_temperature(probs, temperature)
+    after = metrics.split_metrics(y, scaled, cfg["top_k"], cfg["ece_bins"])
+    plots.reliability(metrics.calibration_bins(y, probs, cfg["ece_bins"]),
+                      metrics.calibration_bins(y, scaled, cfg["ece_bins"]), temperature, out)
+    return {"temperature": round(temperature, 4), "loss": after["loss"], "ece": after["ece"]}
 
 
 def _details(model: keras.Model, y: np.ndarray, probs: np.ndarray, classes: list[str], prepared: Path, split: str,

@@ -32,4 +32,5 @@ PARAMS = Section({
     "bootstrap_resamples": Field((int,), minimum=0),  # 95% intervals of accuracy and macro F1; 0: none
     "seed": Field((int,)),  # of the bootstrap resampling
     "tta": Field((str,), choices=("none", "flip", "dihedral")),  # test-time views averaged on evaluate.split
+    "calibrate": Field((bool,)),  # temperature scaling fitted on val, NLL/ECE before and after on evaluate.split
 })

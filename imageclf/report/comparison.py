@@ -260,6 +260,13 @@ def _report_sections(models: list[str], frame: pd.DataFrame, pairs: pd.DataFrame
         pairs = pd.read_csv(folder / "confused_pairs.csv")
         blocks.append(("table", pairs.head(15)) if len(pairs) else ("p", "No confused pair above the threshold."))
         blocks += [("img", folder / "gallery.png"), ("img", folder / "gradcam.png")]
+        detail = _read(folder / "metrics.json", f"evaluate of {name}").get(split, {})
+        if "calibrated" in detail:
+            fitted = detail["calibrated"]
+            blocks.append(("p", f"Calibration: temperature {fitted['temperature']:.2f} fitted on val; on {split} "
+                                f"NLL {detail['loss']:.3f} -> {fitted['loss']:.3f}, ECE {detail['ece']:.3f} -> "
+                                f"{fitted['ece']:.3f}."))
+        blocks.append(("img", folder / "reliability.png"))
     return blocks
 
 
