@@ -75,7 +75,13 @@ def render(name: str, cfg: dict, chosen_by: str, data: dict, prepare: dict, meta
               + _resolution(meta),
               "", "## Training", "", markdown_table(_settings(cfg)), "",
               f"## Metrics on {split} ({detail.get('samples', 0)} images never trained on)", ""]
-    lines += [markdown_table(_metrics(detail)), "", "## Most confused pairs", ""]
+    lines += [markdown_table(_metrics(detail)), ""]
+    if "calibrated" in detail:  # evaluate.calibrate: what the probabilities mean, and how to make them honest
+        fitted = detail["calibrated"]
+        lines += [f"The probabilities are the model's as trained (ECE {detail['ece']:.3f} on {split}). Temperature "
+                  f"scaling fitted on val, softmax(log p / {fitted['temperature']:.4g}), gives ECE {fitted['ece']:.3f} "
+                  f"and NLL {fitted['loss']:.3f} (from {detail['loss']:.3f}) without changing any prediction.", ""]
+    lines += ["## Most confused pairs", ""]
     lines += [markdown_table(pairs.head(5)) if len(pairs) else "No pair above evaluate.min_errors errors.", ""]
     lines += ["## Files", "", f"Each checked against the Keras model on {split} images: largest probability "
               f"difference (must stay <= {tolerance:g}) and share of identical top-1 classes; latency on this "
