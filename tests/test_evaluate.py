@@ -215,8 +215,10 @@ def test_report_renders_every_section_with_the_runs_data(trained):
     for name in ("tiny_lenet", "tiny_mlp"):  # the temperature fitted on val and what it did on test
         scores = json.loads((reports / f"eval/{name}/metrics.json").read_text())["test"]
         fitted = scores["calibrated"]
-        assert (f"Calibration: temperature {fitted['temperature']:.2f} fitted on val; on test NLL {scores['loss']:.3f}"
-                f" -> {fitted['loss']:.3f}, ECE {scores['ece']:.3f} -> {fitted['ece']:.3f}.") in report
+        assert fitted["val_images"] == counts["val"]["total"]
+        assert (f"Calibration: temperature {fitted['temperature']:.2f} fitted on {fitted['val_images']} val images; "
+                f"on test NLL {scores['loss']:.3f} -> {fitted['loss']:.3f}, ECE {scores['ece']:.3f} -> "
+                f"{fitted['ece']:.3f}.") in report
     verdict = pairs["verdict"].iloc[0]
     assert verdict in report.splitlines() and f"(p = {pairs['p_holm'].iloc[0]:.3f})" in verdict
     low, high = (table.loc[0, "test_accuracy_ci95"].strip("[]").split(", "))

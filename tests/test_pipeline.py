@@ -132,7 +132,8 @@ def test_export_writes_every_format_checked_against_keras_with_a_model_card(base
     assert "stretched to 12x12" in card
     assert "| activation | relu |" in card and "| l2 | 0.0 |" in card  # family defaults the entry does not set
     fitted = json.loads((repo / "reports/eval/m1/metrics.json").read_text())["test"]["calibrated"]
-    assert f"softmax(log p / {fitted['temperature']:.4g}), gives ECE {fitted['ece']:.3f}" in card
+    assert (f"fitted on 4 val images, softmax(log p / {fitted['temperature']:.4g}), gives ECE {fitted['ece']:.3f}"
+            in card)
 
 
 def test_the_exported_model_is_a_registry_artifact_that_dvc_artifacts_get_fetches(baseline, tmp_path):

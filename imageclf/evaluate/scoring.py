@@ -134,7 +134,8 @@ def calibrate(val: tuple[np.ndarray, np.ndarray] | None, y: np.ndarray, probs: n
     after = metrics.split_metrics(y, scaled, cfg["top_k"], cfg["ece_bins"])
     plots.reliability(metrics.calibration_bins(y, probs, cfg["ece_bins"]),
                       metrics.calibration_bins(y, scaled, cfg["ece_bins"]), temperature, out)
-    return {"temperature": round(temperature, 4), "loss": after["loss"], "ece": after["ece"]}
+    return {"temperature": round(temperature, 4), "val_images": int(len(val[0])), "loss": after["loss"],
+            "ece": after["ece"]}
 
 
 def _details(model: keras.Model, y: np.ndarray, probs: np.ndarray, classes: list[str], prepared: Path, split: str,

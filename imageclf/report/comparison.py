@@ -263,9 +263,9 @@ def _report_sections(models: list[str], frame: pd.DataFrame, pairs: pd.DataFrame
         detail = _read(folder / "metrics.json", f"evaluate of {name}").get(split, {})
         if "calibrated" in detail:
             fitted = detail["calibrated"]
-            blocks.append(("p", f"Calibration: temperature {fitted['temperature']:.2f} fitted on val; on {split} "
-                                f"NLL {detail['loss']:.3f} -> {fitted['loss']:.3f}, ECE {detail['ece']:.3f} -> "
-                                f"{fitted['ece']:.3f}."))
+            blocks.append(("p", f"Calibration: temperature {fitted['temperature']:.2f} fitted on "
+                                f"{fitted['val_images']} val images; on {split} NLL {detail['loss']:.3f} -> "
+                                f"{fitted['loss']:.3f}, ECE {detail['ece']:.3f} -> {fitted['ece']:.3f}."))
         blocks.append(("img", folder / "reliability.png"))
     return blocks
 
