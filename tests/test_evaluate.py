@@ -355,7 +355,6 @@ def test_test_time_views_make_a_mirror_asymmetric_model_symmetric(trained):
     (dihedral), its first two classes become equally likely for every image, which plain they are not."""
     from keras import layers
 
-    from imageclf.cache.shards import load_split
     from imageclf.evaluate import scoring
 
     inputs = keras.Input((16, 16, 1))
@@ -365,10 +364,10 @@ def test_test_time_views_make_a_mirror_asymmetric_model_symmetric(trained):
     logits = layers.Concatenate()([lean, layers.Subtract()([right, left]), layers.Subtract()([left, left])])
     model = keras.Model(inputs, layers.Softmax()(layers.Rescaling(20.0)(logits)))
     prepared = trained.path / "data/prepared"
-    plain = model.predict(load_split(prepared, "test")[0] / 255.0, verbose=0)
+    plain = scoring.predict(model, prepared, "test", 5)[1]
     assert np.abs(plain[:, 0] - plain[:, 1]).max() > 0.5
     for kind in ("flip", "dihedral"):
-        averaged = scoring.tta_probabilities(model, prepared, "test", 5, kind)
+        averaged = scoring.tta_probabilities(model, prepared, "test", 5, kind, plain)
         np.testing.assert_allclose(averaged[:, 0], averaged[:, 1], atol=1e-6)
 
 

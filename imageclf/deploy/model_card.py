@@ -80,8 +80,8 @@ def render(name: str, cfg: dict, chosen_by: str, data: dict, prepare: dict, meta
         fitted = detail["calibrated"]
         lines += [f"The probabilities are the model's as trained (ECE {detail['ece']:.3f} on {split}). Temperature "
                   f"scaling fitted on {fitted['val_images']} val images, softmax(log p / {fitted['temperature']:.4g}), "
-                  f"gives ECE {fitted['ece']:.3f} "
-                  f"and NLL {fitted['loss']:.3f} (from {detail['loss']:.3f}) without changing any prediction.", ""]
+                  f"gives ECE {fitted['ece']:.3f} and NLL {fitted['loss']:.3f} (from {detail['loss']:.3f}) without "
+                  "changing any prediction.", ""]
     lines += ["## Most confused pairs", ""]
     lines += [markdown_table(pairs.head(5)) if len(pairs) else "No pair above evaluate.min_errors errors.", ""]
     lines += ["## Files", "", f"Each checked against the Keras model on {split} images: largest probability "

@@ -57,10 +57,13 @@ def views(kind: str) -> list:
             for k in turns for m in mirrors]
 
 
-def tta_probabilities(model: keras.Model, prepared: Path, split: str, batch: int, kind: str) -> np.ndarray:
-    """Class probabilities averaged over the test-time views (evaluate.tta) of each image."""
+def tta_probabilities(model: keras.Model, prepared: Path, split: str, batch: int, kind: str,
+                      plain: np.ndarray) -> np.ndarray:
+    """Class probabilities averaged over the test-time views (evaluate.tta) of each image; `plain` are the
+    probabilities of the images as they are (the first view), already predicted."""
     images = loader.dataset(prepared, split, batch).map(lambda x, _y: x)
-    return np.mean([model.predict(images.map(view), verbose=0) for view in views(kind)], axis=0).astype(np.float64)
+    others = [model.predict(images.map(view), verbose=0).astype(np.float64) for view in views(kind)[1:]]
+    return np.mean([plain, *others], axis=0)
 
 
 def summary_line(results: dict, split: str, name: str) -> str:
@@ -91,22 +94,23 @@ def evaluate(name: str, model_dir: Path, prepared: Path, out: Path, params: dict
                         f"{height}x{width}; use tta: flip")
     out.mkdir(parents=True, exist_ok=True)
     results: dict[str, dict] = {"trained_on": "+".join(trained_on)}
-    scored = {}
+    val = None  # (labels, probabilities) of val, which SPLITS lists before test: what calibration is fitted on
     for split in SPLITS:
         if meta["splits"][split]["count"] == 0 or (split != "train" and split in trained_on):
             continue  # a split the final model was trained on is no evaluation: left out
         y, probs, speed = predict(model, prepared, split, cfg["batch_size"])
-        scored[split] = y, probs
+        if split == "val":
+            val = y, probs
         results[split] = metrics.split_metrics(y, probs, cfg["top_k"], cfg["ece_bins"])
         if split == detail:
-            calibrated = calibrate(scored.get("val"), y, probs, detail, cfg, out / "reliability.png")
+            calibrated = calibrate(val, y, probs, detail, cfg, out / "reliability.png")
             if calibrated:
                 results[split]["calibrated"] = calibrated
             if cfg["bootstrap_resamples"]:
                 results[split].update(stats.bootstrap(y, probs.argmax(axis=1), len(classes),
                                                       cfg["bootstrap_resamples"], cfg["seed"]))
             if cfg["tta"] != "none":  # beside the plain figures, which stay what the exported model gives
-                tta = tta_probabilities(model, prepared, split, cfg["batch_size"], cfg["tta"])
+                tta = tta_probabilities(model, prepared, split, cfg["batch_size"], cfg["tta"], probs)
                 results[split]["tta"] = {"views": cfg["tta"], **metrics.split_metrics(y, tta, cfg["top_k"],
                                                                                       cfg["ece_bins"])}
             results["inference"] = {"images_per_s": round(speed, 1), "batch_size": cfg["batch_size"]}
