@@ -12,7 +12,7 @@ import pytest
 from conftest import make_csv_tree, make_fashion_idx, make_folder_tree, make_lego_tree, pattern_image
 
 from imageclf.core.errors import UserError
-from imageclf.data import fashion_mnist, sources
+from imageclf.data import fashion_mnist, ingest, sources
 
 
 def read_outputs(project) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
@@ -35,9 +35,11 @@ def test_folder_per_class_with_unicode_and_spaces(project, tmp_path):
     assert sorted(manifest["class_name"].unique()) == ["daisy", "rosé rouge", "日本"]
     assert list(manifest.columns[:9]) == ["path", "label", "class_name", "id", "width", "height", "grey", "hash",
                                           "official_split"]
-    with zipfile.ZipFile(project.path / "data/raw/images.zip") as zf:
-        assert sorted(zf.namelist()) == sorted(manifest["path"])
-        assert zf.read("rosé rouge/img 000.png") == (root / "rosé rouge/img 000.png").read_bytes()
+    # read in place: no copy of the tree, its folder named once
+    assert sorted(p.name for p in (project.path / "data/raw").iterdir()) == ["manifest.csv", "split_lists.json",
+                                                                             "tree.json"]
+    raw = ingest.RawImages(project.path / "data/raw")
+    assert raw.read("rosé rouge/img 000.png") == (root / "rosé rouge/img 000.png").read_bytes()
     assert (manifest["width"] == 24).all() and manifest["hash"].str.len().eq(64).all()
 
 
@@ -171,6 +173,10 @@ def test_fashion_mnist_from_local_idx(project, tmp_path, monkeypatch):
     assert manifest["official_split"].value_counts().to_dict() == {"train": 30, "test": 10}
     shirt = manifest[manifest["class_name"] == "T-shirt/top"]
     assert (shirt["label"] == 0).all() and shirt["path"].str.contains("T-shirt_top/").all()
+    # pixels that exist only as arrays are packed once, as PNGs in one zip
+    assert not (project.path / "data/raw/tree.json").exists()
+    with zipfile.ZipFile(project.path / "data/raw/images.zip") as zf:
+        assert sorted(zf.namelist()) == sorted(manifest["path"])
 
 
 def test_fashion_mnist_checksum_mismatch(project, tmp_path):

@@ -41,6 +41,7 @@ def scratch_repo(tmp_path: Path, params: dict) -> Path:
     for cmd in (["init", "-q"], ["config", "user.email", "t@example.com"], ["config", "user.name", "t"]):
         subprocess.run(["git", *cmd], cwd=repo, check=True)
     dvc(repo, "init", "-q")
+    shutil.copy(ROOT / ".dvc/config", repo / ".dvc/config")  # the project's DVC settings (cache link type)
     return repo
 
 
@@ -100,12 +101,15 @@ def baseline(template, tmp_path) -> tuple[Path, str, Path]:
     return copy, output, images
 
 
-def test_dvc_repro_runs_every_stage_then_is_a_no_op(baseline):
+def test_dvc_repro_runs_every_stage_then_is_a_no_op(baseline, template):
     repo, first, _ = baseline
     assert stages_run(first) == ["download", "split", "prepare", "features", "train@m1", "train@m2",
                                  "train_transfer@t1", "evaluate@m1", "evaluate@m2", "evaluate_transfer@t1",
                                  "compare", "export"]
     assert '"images": 16' in dvc(repo, "metrics", "show", "--json").stdout
+    shard = next((template[0] / "data/prepared").glob("train-*.bin"))  # where dvc repro ran (a copy has no links)
+    assert shard.stat().st_nlink == 2  # stored once: the workspace file is a hard link into DVC's cache
+    assert not (repo / "data/raw/images.zip").exists()  # the folder is read in place, not copied
     again = dvc(repo, "repro")
     assert stages_run(again.stdout) == [] and "up to date" in again.stdout
 

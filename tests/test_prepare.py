@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+import tracemalloc
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import make_folder_tree, pattern_image
+from conftest import Project, make_folder_tree, pattern_image
 from PIL import Image
 
-from imageclf.cache.shards import load_split
+from imageclf.cache.shards import ShardWriter, load_split
 from imageclf.data import images
 
 
@@ -119,7 +121,7 @@ def test_loader_batches_shuffle_and_augment_deterministically(prepared):
     pixels, labels = load_split(prepared_dir, "val")
     x, y = next(iter(loader.dataset(prepared_dir, "val", batch_size=100)))
     assert x.shape == (len(labels), 16, 20, 3) and x.dtype.name == "float32"
-    np.testing.assert_allclose(x.numpy(), pixels / 255.0, rtol=0, atol=1e-7)
+    np.testing.assert_allclose(x.numpy(), np.asarray(pixels) / 255.0, rtol=0, atol=1e-7)
     np.testing.assert_array_equal(y.numpy(), labels)
 
     def epoch(**kw):
@@ -206,3 +208,72 @@ def test_epoch_k_is_the_same_when_a_run_resumes_there(prepared):
         np.testing.assert_array_equal(ya, yb)
         np.testing.assert_array_equal(xa, xb)
     assert not np.array_equal(straight[0][0], straight[steps][0])  # epochs differ from each other
+
+
+def test_a_split_is_read_on_demand_across_shards(tmp_path):
+    """load_split holds the labels, not the pixels: a slice, an index array or a mask reads just those images, from
+    whichever shards hold them."""
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (3000, 32, 32, 3), dtype=np.uint8)  # 9 MB of pixels in 1 MB shards
+    writer = ShardWriter(tmp_path, "train", (32, 32, 3), 2**20)
+    for i, image in enumerate(pixels):
+        writer.write(i % 7, image.tobytes())
+    (tmp_path / "meta.json").write_text(json.dumps({"shape": [32, 32, 3], "splits": {"train": writer.close()}}))
+    del writer
+    tracemalloc.start()
+    images, labels = load_split(tmp_path, "train")
+    held = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert held < pixels.nbytes / 20 and len(images) == 3000 and images.shape == pixels.shape
+    assert np.array_equal(labels, np.arange(3000) % 7)
+    picks = np.array([2999, 0, 340, 341, 1700, 5])
+    assert np.array_equal(images[picks], pixels[picks]) and np.array_equal(images[-1], pixels[-1])
+    assert np.array_equal(images[330:2100:7], pixels[330:2100:7])
+    assert np.array_equal(images[labels == 3], pixels[labels == 3])
+    assert np.array_equal(np.asarray(images), pixels) and np.array_equal(np.stack(list(images)), pixels)
+
+
+def test_an_image_gone_since_download_is_listed_not_dropped(project, tmp_path):
+    """A folder is read in place: an image deleted after download is a listed skip with the fix, and the rest
+    prepare."""
+    root = make_folder_tree(tmp_path / "tree", {"a": 6, "b": 6})
+    project.params["data"].update(source="folder", path=str(root))
+    project.params["prepare"].update(image_size=16, color="rgb")
+    project.run("download", "split")
+    gone = pd.read_csv("data/split/train.csv")["path"].iloc[0]
+    (root / gone).unlink()
+    project.run("prepare")
+    skipped = pd.read_csv("reports/data/prepare_skipped.csv")
+    assert skipped[["split", "path"]].values.tolist() == [["train", gone]]
+    assert "dvc repro runs download again" in skipped["reason"].iloc[0]
+    assert json.loads(Path("data/prepared/meta.json").read_text())["splits"]["train"]["count"] == \
+        len(pd.read_csv("data/split/train.csv")) - 1
+
+
+def _noise_tree(root: Path, n: int) -> Path:
+    """n random 64 px RGB PNGs (12 KiB of pixels each) in 4 class folders."""
+    rng = np.random.default_rng(n)
+    for i in range(n):
+        (root / f"c{i % 4}").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(root / f"c{i % 4}/{i:05d}.png")
+    return root
+
+
+def test_prepare_memory_stays_flat_when_the_images_quadruple(tmp_path):
+    """The prepare stage's Python memory (traced, imports excluded) is the same for 4x the images: records stream
+    to the shards and the preview reads one image a class, not the split."""
+    import imageclf.cache.augment  # noqa: F401  (TensorFlow: imported before tracing, it is not what grows)
+
+    peaks = {}
+    for n in (400, 1600):
+        project = Project(tmp_path / f"project-{n}")
+        project.path.mkdir()
+        project.params["data"].update(source="folder", path=str(_noise_tree(tmp_path / f"tree-{n}", n)))
+        project.params["prepare"].update(image_size=64, color="rgb")
+        project.run("download", "split")
+        tracemalloc.start()
+        project.run("prepare")
+        peaks[n] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    train_pixels = 1600 * 0.8 * 64 * 64 * 3  # what holding the 4x train split would take
+    assert peaks[1600] < 1.25 * peaks[400] and peaks[1600] - peaks[400] < train_pixels / 10, peaks

@@ -157,7 +157,7 @@ def test_head_on_cached_features_predicts_like_the_end_to_end_model(lite0_projec
     assert "training the head on cached features data/features/lite0" in capsys.readouterr().out
     model = keras.models.load_model("models/lite0/model.keras")  # the saved end-to-end model
     images, labels = load_split(Path("data/prepared"), "test")
-    end_to_end = model.predict(images.astype(np.float32) / 255.0, verbose=0)
+    end_to_end = model.predict(np.asarray(images, np.float32) / 255.0, verbose=0)
     cached, cached_labels = features.load(Path("data/features/lite0"), "test")
     on_features = model.get_layer("head").predict(cached, verbose=0)
     assert np.array_equal(cached_labels, labels)

@@ -8,7 +8,6 @@ import multiprocessing
 import shutil
 import sys
 import threading
-import zipfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -23,24 +22,27 @@ from imageclf.core.cpus import workers
 from imageclf.core.errors import UserError
 from imageclf.core.paths import DATA_REPORTS, PREPARED, RAW, SPLIT, SPLITS
 from imageclf.data import images
+from imageclf.data.ingest import RawImages
 
 _worker: dict = {}
 CHUNK = 64  # images per task sent to a worker
 IN_FLIGHT = 8 * CHUNK  # images handed out but not yet written
 
 
-def _init(raw_zip: str, size: tuple[int, int], prepare: dict, max_pixels: int) -> None:
-    _worker.update(zip=zipfile.ZipFile(raw_zip), size=size, prepare=prepare, max_pixels=max_pixels)
+def _init(raw: str, size: tuple[int, int], prepare: dict, max_pixels: int) -> None:
+    _worker.update(raw=RawImages(Path(raw)), size=size, prepare=prepare, max_pixels=max_pixels)
 
 
 def _convert(path: str) -> tuple[str, bytes | None, str]:
     p = _worker["prepare"]
     try:
-        img = images.open_image(_worker["zip"].read(path), _worker["max_pixels"])
+        img = images.open_image(_worker["raw"].read(path), _worker["max_pixels"])
         arr = images.to_array(img, _worker["size"], p["color"], p["resize"], p["invert"])
         return path, arr.tobytes(), ""
-    except (ValueError, KeyError, OSError) as err:
+    except (ValueError, KeyError) as err:
         return path, None, str(err)
+    except OSError as err:
+        return path, None, f"cannot read the file ({err.strerror or err}); dvc repro runs download again if it changed"
 
 
 def _throttled(paths: Iterable[str], slots: threading.Semaphore) -> Iterator[str]:
@@ -59,7 +61,7 @@ def read_splits(split_dir: Path) -> tuple[dict[str, pd.DataFrame], list[str]]:
 
 def run(prepare: dict, max_pixels: int) -> dict:
     """The prepare stage: the prepared cache from the raw tree and the split lists, and the augmentation preview."""
-    meta = build(RAW / "images.zip", SPLIT, PREPARED, DATA_REPORTS, prepare, max_pixels)
+    meta = build(RAW, SPLIT, PREPARED, DATA_REPORTS, prepare, max_pixels)
     preview(PREPARED, meta["classes"], prepare["seed"], DATA_REPORTS / "augment_preview.png")
     height, width, channels = meta["shape"]
     why = meta["resolved"]["why"]
@@ -69,10 +71,12 @@ def run(prepare: dict, max_pixels: int) -> dict:
     return meta
 
 
-def build(raw_zip: Path, split_dir: Path, out_dir: Path, reports: Path, prepare: dict, max_pixels: int) -> dict:
-    """Write out_dir/<split>-NNNNN.bin shards, <split>.csv record order and meta.json; returns meta."""
+def build(raw: Path, split_dir: Path, out_dir: Path, reports: Path, prepare: dict, max_pixels: int) -> dict:
+    """Write out_dir/<split>-NNNNN.bin shards, <split>.csv record order and meta.json from the raw tree `raw`
+    (data/raw); returns meta."""
     frames, classes = read_splits(split_dir)
-    prepare, why = _resolved(prepare, raw_zip.parent / "manifest.csv", frames)
+    RawImages(raw)  # a missing tree: one line now, not one per image
+    prepare, why = _resolved(prepare, raw / "manifest.csv", frames)
     size = image_size(prepare)
     shape = (*size, 1 if prepare["color"] == "grayscale" else 3)
     if out_dir.exists():
@@ -85,7 +89,7 @@ def build(raw_zip: Path, split_dir: Path, out_dir: Path, reports: Path, prepare:
     skipped = []
     # fork starts workers at once; spawn only when TensorFlow (and its threads) already live in this process
     ctx = multiprocessing.get_context("spawn" if "tensorflow" in sys.modules else "fork")
-    initargs = (str(raw_zip), size, prepare, max_pixels)
+    initargs = (str(raw), size, prepare, max_pixels)
     with ctx.Pool(workers(prepare["workers"]), initializer=_init, initargs=initargs) as pool:
         for split, frame in frames.items():
             # train records are written in a seeded random order so that streaming shuffle buffers mix classes

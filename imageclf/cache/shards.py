@@ -56,17 +56,55 @@ def read_meta(directory: Path) -> dict:
     return json.loads(path.read_text())
 
 
-def load_split(directory: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """A whole split as (images uint8 [N, H, W, C], labels int64 [N]); memory-mapped, for evaluation and tests."""
+class SplitImages:
+    """A split's images [N, H, W, C] uint8, read from its memory-mapped shards on demand: an int, a slice or an index
+    array gives an array of just those images, so no caller holds a whole split in memory."""
+
+    dtype = np.dtype(np.uint8)
+
+    def __init__(self, records: list[np.ndarray], shape: tuple[int, int, int]):
+        self._records, self._image = records, shape
+        self._starts = np.cumsum([0] + [len(r) for r in records])
+
+    def __len__(self) -> int:
+        return int(self._starts[-1])
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (len(self), *self._image)
+
+    def __getitem__(self, key: int | slice | np.ndarray | list) -> np.ndarray:
+        if isinstance(key, slice):
+            index = np.arange(*key.indices(len(self)))
+        elif np.ndim(key) == 0:
+            return self[np.asarray([key])][0]
+        else:
+            index = np.asarray(key)
+            index = np.flatnonzero(index) if index.dtype == bool else np.where(index < 0, index + len(self), index)
+        shard = np.searchsorted(self._starts, index, side="right") - 1
+        out = np.empty((len(index), *self._image), np.uint8)
+        for s in np.unique(shard):
+            at = shard == s
+            out[at] = self._records[s][index[at] - self._starts[s], LABEL_BYTES:].reshape(-1, *self._image)
+        return out
+
+    def __iter__(self):
+        for records in self._records:
+            yield from records[:, LABEL_BYTES:].reshape(-1, *self._image)
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        """The whole split in memory (for tests and small splits): np.asarray(images)."""
+        return self[:].astype(dtype) if dtype is not None else self[:]
+
+
+def load_split(directory: Path, split: str) -> tuple[SplitImages, np.ndarray]:
+    """A split as (its images, read on demand: SplitImages, labels int64 [N]); the labels, 8 bytes an image, are the
+    only part held in memory."""
     meta = read_meta(directory)
     info = meta["splits"][split]
-    h, w, c = meta["shape"]
-    record = LABEL_BYTES + h * w * c
-    images, labels = [], []
-    for name in info["shards"]:
-        raw = np.memmap(Path(directory) / name, dtype=np.uint8, mode="r").reshape(-1, record)
-        labels.append(raw[:, 0].astype(np.int64) | (raw[:, 1].astype(np.int64) << 8))
-        images.append(raw[:, LABEL_BYTES:].reshape(-1, h, w, c))
-    if not images:
-        return np.zeros((0, h, w, c), np.uint8), np.zeros((0,), np.int64)
-    return np.concatenate(images), np.concatenate(labels)
+    shape = tuple(meta["shape"])
+    record = LABEL_BYTES + int(np.prod(shape))
+    records = [np.memmap(Path(directory) / name, dtype=np.uint8, mode="r").reshape(-1, record)
+               for name in info["shards"]]
+    labels = [r[:, 0].astype(np.int64) | (r[:, 1].astype(np.int64) << 8) for r in records]
+    return SplitImages(records, shape), np.concatenate(labels) if labels else np.zeros((0,), np.int64)

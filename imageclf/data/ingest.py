@@ -1,10 +1,13 @@
-"""Write a source's images as the raw image tree (one uncompressed zip) plus its manifest and reports.
+"""Check a source's images and write the raw tree's manifest and reports; RawImages reads the images back.
 
-The tree is a single zip so that DVC hashes and caches one file instead of tens of thousands.
+A source that is a tree of files (folder, url, kaggle, elpv) is read where it is: data/raw/tree.json names its folder,
+DVC tracks the folder as the download stage's dep, and the manifest holds each image's pixel hash. Images that exist
+only as arrays (Fashion-MNIST) are written once as PNGs into one uncompressed zip, data/raw/images.zip.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import zipfile
@@ -21,15 +24,17 @@ from imageclf.core.errors import UserError
 from imageclf.data import sources
 from imageclf.data.sources import Collection, Item
 
+ZIP, TREE = "images.zip", "tree.json"  # data/raw: the packed images, or where the tree is read in place
 MANIFEST_COLUMNS = ["path", "label", "class_name", "id", "width", "height", "grey", "hash", "official_split"]
 
 
-def _inspect(job: tuple[Item, int]) -> tuple[str, bytes | None, images.ImageInfo | None, str]:
-    item, max_pixels = job
+def _inspect(job: tuple[Item, int, bool]) -> tuple[str, bytes | None, images.ImageInfo | None, str]:
+    """(path, the bytes when they are to be packed, what they hold or None, why not)."""
+    item, max_pixels, pack = job
     path = item.path
     try:
         data = item.read()
-        return path, data, images.inspect(data, max_pixels), ""
+        return path, data if pack else None, images.inspect(data, max_pixels), ""
     except ValueError as err:
         return path, None, None, str(err)
     except OSError as err:
@@ -44,27 +49,37 @@ def download(data: dict, out_dir: Path = paths.RAW, reports: Path = paths.DATA_R
 
 def write(collection: Collection, out_dir: Path, reports: Path, max_pixels: int, min_per_class: int,
           n_workers: int = 0, conflicts: str = "drop") -> dict:
-    """Validate every item, pack the usable ones into out_dir/images.zip and write the manifest and reports;
-    pixel-identical images under different classes are handled by `conflicts` (CONFLICTS) and listed."""
+    """Validate every item, write where the usable ones are read from (tree.json, or packed into images.zip), the
+    manifest and reports; pixel-identical images under different classes are handled by `conflicts` (CONFLICTS) and
+    listed."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    for stale in (ZIP, TREE):
+        (out_dir / stale).unlink(missing_ok=True)
     reports.mkdir(parents=True, exist_ok=True)
-    by_path = {item.path: item for item in collection.items}
-    if len(by_path) != len(collection.items):
+    if len({item.path for item in collection.items}) != len(collection.items):
         dup = next(p for p, n in Counter(i.path for i in collection.items).items() if n > 1)
         raise UserError(f"two images map to the same tree path '{dup}'")
-    rows, skipped = [], list(collection.skipped)
-    jobs = [(item, max_pixels) for item in collection.items]
+    # the manifest as columns (a list per field, not a dict per image): a few hundred bytes an image
+    columns: dict[str, list] = {c: [] for c in MANIFEST_COLUMNS if c != "label"} | {"class_key": []}
+    skipped = list(collection.skipped)
+    pack = collection.root is None
+    jobs = ((item, max_pixels, pack) for item in collection.items)
     ctx = multiprocessing.get_context("fork")
-    with ctx.Pool(workers(n_workers)) as pool, zipfile.ZipFile(out_dir / "images.zip", "w", zipfile.ZIP_STORED) as zf:
-        results = pool.imap(_inspect, jobs, chunksize=256)
-        for path, data, info, reason in tqdm(results, total=len(jobs), desc="download: check images", unit="img"):
+    packed = zipfile.ZipFile(out_dir / ZIP, "w", zipfile.ZIP_STORED) if pack else contextlib.nullcontext()
+    with ctx.Pool(workers(n_workers)) as pool, packed as zf:
+        results = tqdm(pool.imap(_inspect, jobs, chunksize=256), total=len(collection.items),
+                       desc="download: check images", unit="img")
+        for item, (path, data, info, reason) in zip(collection.items, results, strict=True):
             if info is None:
                 skipped.append((path, reason))
                 continue
-            zf.writestr(zipfile.ZipInfo(path, date_time=(1980, 1, 1, 0, 0, 0)), data)
-            item = by_path[path]
-            rows.append(_row(item, info))
-    manifest = _label(pd.DataFrame(rows), collection, min_per_class)
+            if pack:
+                zf.writestr(zipfile.ZipInfo(path, date_time=(1980, 1, 1, 0, 0, 0)), data)
+            for key, value in _row(item, info).items():
+                columns.setdefault(key, []).append(value)
+    if not pack:
+        (out_dir / TREE).write_text(json.dumps({"root": str(collection.root)}) + "\n")
+    manifest = _label(pd.DataFrame(columns), collection, min_per_class)
     duplicates = _duplicates(manifest)  # every copy, the conflicting ones too
     conflicting, manifest = _conflicts(manifest, conflicts)
     conflicting.to_csv(reports / "conflicts.csv", index=False)
@@ -135,3 +150,20 @@ def read_manifest(path: Path) -> pd.DataFrame:
         raise UserError(f"{path} not found; run the download stage first (dvc repro)")
     return pd.read_csv(path, dtype={"path": str, "class_name": str, "id": str, "hash": str},
                        keep_default_na=False)
+
+
+class RawImages:
+    """The raw tree's images by manifest path: read in place from the source's folder (tree.json) or from
+    images.zip."""
+
+    def __init__(self, raw: Path):
+        if (raw / TREE).is_file():
+            self.root, self.zip = Path(json.loads((raw / TREE).read_text())["root"]), None
+        elif (raw / ZIP).is_file():
+            self.root, self.zip = None, zipfile.ZipFile(raw / ZIP)
+        else:
+            raise UserError(f"{raw} holds neither {TREE} nor {ZIP}; run the download stage first (dvc repro)")
+
+    def read(self, path: str) -> bytes:
+        """An image's bytes; OSError when its file is gone (changed since download: dvc repro runs it again)."""
+        return self.zip.read(path) if self.zip is not None else (self.root / path).read_bytes()

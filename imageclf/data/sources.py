@@ -1,7 +1,8 @@
 """Dataset sources: each turns params.data into labelled items for the raw image tree.
 
-A source returns a Collection: the images (with their label), files passed over (with the reason), and split
-lists the dataset ships (LEGO's validation.txt, ...). Adding a source is one function in SOURCES.
+A source returns a Collection: the images (with their label), files passed over (with the reason), split lists the
+dataset ships (LEGO's validation.txt, ...) and, for a tree of files, its folder (read in place, never copied). Adding
+a source is one function in SOURCES.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from imageclf.data.images import IMAGE_EXTENSIONS, encode_png
 LIST_FILES = {"train.txt": "train", "val.txt": "val", "validation.txt": "val", "test.txt": "test"}
 
 
-@dataclass
+@dataclass(slots=True)
 class Item:
     """One image of the raw tree: where it goes in the tree, its class, and where its bytes come from."""
 
@@ -46,6 +47,7 @@ class Collection:
     skipped: list[tuple[str, str]]  # (path, reason)
     lists: dict[str, list[str]]  # split name -> listed file names, as shipped with the dataset
     class_order: list[str] | None = None  # canonical class-key order, else sorted keys
+    root: Path | None = None  # every item is the file root / item.path, read there in place; None: packed into a zip
 
 
 def _fashion_mnist(data: dict) -> Collection:
@@ -78,7 +80,7 @@ def _elpv(data: dict) -> Collection:
                 skipped.append((rel, f"unknown defect probability {prob}"))
                 continue
             items.append(Item(rel, key, key, Path(rel).stem, str(root / rel), extra={"cell_type": cell_type}))
-    return Collection(items, skipped, {}, list(ELPV_CLASSES.values()))
+    return Collection(items, skipped, {}, list(ELPV_CLASSES.values()), root)
 
 
 def _folder(data: dict) -> Collection:
@@ -155,7 +157,7 @@ def scan_tree(root: Path, data: dict) -> Collection:
     images = [rel for rel in files if rel.lower().endswith(IMAGE_EXTENSIONS)]
     skipped = [(rel, "not an image file extension") for rel in files if not rel.lower().endswith(IMAGE_EXTENSIONS)]
     items, more = LABELLERS[data["labels"]](root, images, data, labels_csv)
-    return Collection(items, skipped + more, lists)
+    return Collection(items, skipped + more, lists, root=root)
 
 
 def _read_list(path: Path) -> list[str]:

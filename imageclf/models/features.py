@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
+from tqdm import tqdm
 
 from imageclf.cache import loader
 from imageclf.cache.shards import META, load_split, read_meta
@@ -139,9 +140,12 @@ def extract(extractor, prepared: Path, out: Path, hyper: dict, prepared_print: s
         maps = np.lib.format.open_memmap(out / f"{split}.npy", mode="w+", dtype=np.float32,
                                          shape=(len(labels), *shape))
         start = time.perf_counter()
+        progress = tqdm(total=len(labels), desc=f"features {out.name} {split}", unit="img")
         for at in range(0, len(labels), CHUNK):  # pixels as the loader gives them: float32 in [0, 1]
             chunk = images[at:at + CHUNK].astype(np.float32) / 255.0
             maps[at:at + len(chunk)] = extractor.predict(chunk, batch_size=BATCH, verbose=0)
+            progress.update(len(chunk))
+        progress.close()
         seconds += time.perf_counter() - start
         images_done += len(labels)
         maps.flush()
