@@ -371,7 +371,7 @@ def test_test_time_views_make_a_mirror_asymmetric_model_symmetric(trained):
         np.testing.assert_allclose(averaged[:, 0], averaged[:, 1], atol=1e-6)
 
 
-def test_tta_figures_sit_beside_the_plain_ones_and_dihedral_needs_square_images(trained, tmp_path):
+def test_tta_figures_sit_beside_the_plain_ones_and_dihedral_needs_square_images(trained, tmp_path, capsys):
     from imageclf.evaluate import scoring
     from imageclf.report import comparison
 
@@ -384,6 +384,8 @@ def test_tta_figures_sit_beside_the_plain_ones_and_dihedral_needs_square_images(
                          root / "eval/tiny_lenet", params)
     assert m["test"]["accuracy"] == plain["accuracy"]  # the plain figures are what the exported model gives
     assert m["test"]["tta"]["views"] == "flip" and 0 <= m["test"]["tta"]["accuracy"] <= 1
+    bars = capsys.readouterr().err  # the predicts a user waits on show their progress, each view too
+    assert "evaluate test: 100%|" in bars and "evaluate test view 2: 100%|" in bars, bars
     frame = comparison.write(["tiny_lenet", "tiny_mlp"], root, "test").set_index("model")
     assert frame.loc["tiny_lenet", "test_tta_accuracy"] == m["test"]["tta"]["accuracy"]
     assert pd.isna(frame.loc["tiny_mlp", "test_tta_accuracy"])  # evaluated without TTA

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -20,6 +21,7 @@ from conftest import ROOT, base_params, module_project
 from imageclf.cache import loader
 from imageclf.cache.shards import load_split
 from imageclf.train import fit
+from imageclf.train.progress import BatchProgress
 
 
 @pytest.fixture(scope="module")
@@ -83,8 +85,24 @@ def test_train_writes_model_logs_and_is_deterministic(tmp_path, tiny_cache):
     log = run_train(make_project(tmp_path / "log", tiny_cache, epochs=1)).output
     assert f"train tiny: devices CPU ({os.cpu_count()} cores); _DefaultDistributionStrategy" in log \
         or "train tiny: devices /device:GPU:0" in log
+    bar = re.search(r"train tiny epoch 1: 100%\|[^|]*\| (\d+)/(\d+) \[[^]]*batch/s\]", log)  # to the last batch
+    assert bar and bar[1] == bar[2], log
     assert metrics(second) == m
     assert all(np.array_equal(a, b) for a, b in zip(weights(first), weights(second), strict=True))
+
+
+def test_progress_bars_reach_the_last_batch_when_keras_reports_every_few(capsys):
+    """With steps_per_execution 4 over 10 batches Keras reports batches 4, 8 and "12": each epoch's bar and the
+    predict bar end at 10/10."""
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile("sgd", "mse", steps_per_execution=4)
+    x, y = np.zeros((80, 3)), np.zeros((80, 2))
+    model.fit(x, y, batch_size=8, epochs=2, verbose=0, callbacks=[BatchProgress("fit")])
+    model.predict(x, batch_size=8, verbose=0, callbacks=[BatchProgress("predict")])
+    shown = capsys.readouterr().err
+    for name in ("fit epoch 1", "fit epoch 2", "predict"):
+        assert re.search(name + r": 100%\|[^|]*\| 10/10 \[", shown), shown
+    assert "11/10" not in shown and "12/10" not in shown
 
 
 @pytest.mark.parametrize("monitor, best", [("val_loss", np.argmin), ("val_accuracy", np.argmax)])

@@ -16,6 +16,7 @@ from imageclf.cache.shards import load_split, read_meta
 from imageclf.core.errors import UserError
 from imageclf.core.paths import SPLITS
 from imageclf.evaluate import domain_shift, gradcam, metrics, plots, stats
+from imageclf.train.progress import BatchProgress
 
 
 def load_model(name: str, model_dir: Path, classes: list[str] | None = None) -> tuple[keras.Model, dict]:
@@ -44,7 +45,7 @@ def predict(model: keras.Model, prepared: Path, split: str, batch: int) -> tuple
     ds = loader.dataset(prepared, split, batch).map(lambda x, _y: x)
     model.predict(ds.take(1), verbose=0)  # trace once, outside the timing
     start = time.perf_counter()
-    probs = model.predict(ds, verbose=0)
+    probs = model.predict(ds, verbose=0, callbacks=[BatchProgress(f"evaluate {split}")])
     return labels, probs.astype(np.float64), len(labels) / (time.perf_counter() - start)
 
 
@@ -62,7 +63,8 @@ def tta_probabilities(model: keras.Model, prepared: Path, split: str, batch: int
     """Class probabilities averaged over the test-time views (evaluate.tta) of each image; `plain` are the
     probabilities of the images as they are (the first view), already predicted."""
     images = loader.dataset(prepared, split, batch).map(lambda x, _y: x)
-    others = [model.predict(images.map(view), verbose=0).astype(np.float64) for view in views(kind)[1:]]
+    others = [model.predict(images.map(view), verbose=0, callbacks=[BatchProgress(f"evaluate {split} view {i}")])
+              .astype(np.float64) for i, view in enumerate(views(kind)[1:], start=2)]
     return np.mean([plain, *others], axis=0)
 
 

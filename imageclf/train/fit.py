@@ -28,6 +28,7 @@ from imageclf.core.errors import UserError
 from imageclf.models.registry import REGISTRY
 from imageclf.train.checkpoints import Checkpoints, ResumableEarlyStopping, Timer, drop_logged_steps, fingerprint
 from imageclf.train.config import check_input
+from imageclf.train.progress import BatchProgress
 from imageclf.train.settings import MONITORS, OPTIMIZERS, budget_line, learning_rate, resolve_budget
 
 
@@ -160,7 +161,8 @@ def fit(fitted: keras.Model, cfg: dict, inputs, phases: list[Phase], splits: tup
     def lr(epoch: int, _lr: float) -> float:
         return learning_rate(cfg, epoch) * next(p.lr_factor for p in reversed(phases) if epoch >= p.start)
 
-    callbacks = [keras.callbacks.LearningRateScheduler(lr), *([early] if early else []), *(callbacks or [])]
+    callbacks = [keras.callbacks.LearningRateScheduler(lr), *([early] if early else []), *(callbacks or []),
+                 BatchProgress(f"train {cfg['name']}")]
     epochs_run = first
     for phase in phases:
         if phase.stop <= first:
