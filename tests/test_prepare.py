@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import tracemalloc
 from collections import Counter
 from pathlib import Path
@@ -277,3 +278,58 @@ def test_prepare_memory_stays_flat_when_the_images_quadruple(tmp_path):
         tracemalloc.stop()
     train_pixels = 1600 * 0.8 * 64 * 64 * 3  # what holding the 4x train split would take
     assert peaks[1600] < 1.25 * peaks[400] and peaks[1600] - peaks[400] < train_pixels / 10, peaks
+
+
+class _Cut(Exception):
+    """Stands for a kill: the run stops after a given number of records."""
+
+
+def _run_prepare(project, cut_after: int | None = None) -> int:
+    """Run prepare as dvc repro does (its output removed first), stopping after `cut_after` records; returns how
+    many records it wrote."""
+    shutil.rmtree(project.path / "data/prepared", ignore_errors=True)
+    written, write = [0], ShardWriter.write
+
+    def counted(self, label, pixels):
+        if written[0] == cut_after:
+            raise _Cut
+        written[0] += 1
+        write(self, label, pixels)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(ShardWriter, "write", counted)
+        project.run("prepare")
+    return written[0]
+
+
+def _files(directory: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(directory.iterdir())}
+
+
+@pytest.mark.parametrize("cut_after, kept, line", [
+    (9, 8, "prepare train: resuming an interrupted run at image 8 of 18 (shards kept: 2)"),
+    (23, 22, "prepare val: resuming an interrupted run at image 4 of 9 (shards kept: 1)")], ids=["in train", "in val"])
+def test_an_interrupted_prepare_resumes_after_its_full_shards_with_the_same_bytes(prepared, capsys, cut_after, kept,
+                                                                                   line):
+    """4 records a shard; cut in train or in val: the next run keeps the full shards (and the finished splits),
+    writes only the rest, and the cache is byte for byte an uninterrupted run's."""
+    project, _ = prepared
+    straight = _files(project.path / "data/prepared")
+    with pytest.raises(_Cut):
+        _run_prepare(project, cut_after)
+    capsys.readouterr()
+    assert _run_prepare(project) == 36 - kept
+    assert line in capsys.readouterr().out
+    assert _files(project.path / "data/prepared") == straight
+    assert not (project.path / "data/prepared.partial").exists()
+
+
+def test_an_interrupted_prepare_is_not_resumed_under_other_params(prepared, capsys):
+    project, _ = prepared
+    with pytest.raises(_Cut):
+        _run_prepare(project, 9)
+    assert json.loads((project.path / "data/prepared.partial/resume.json").read_text())["splits"]["train"]["count"] == 8
+    project.params["prepare"]["image_size"] = [16, 16]
+    capsys.readouterr()
+    assert _run_prepare(project) == 36 and "resuming" not in capsys.readouterr().out
+    assert json.loads((project.path / "data/prepared/meta.json").read_text())["shape"] == [16, 16, 3]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import multiprocessing
 import shutil
@@ -73,15 +74,15 @@ def run(prepare: dict, max_pixels: int) -> dict:
 
 def build(raw: Path, split_dir: Path, out_dir: Path, reports: Path, prepare: dict, max_pixels: int) -> dict:
     """Write out_dir/<split>-NNNNN.bin shards, <split>.csv record order and meta.json from the raw tree `raw`
-    (data/raw); returns meta."""
+    (data/raw); returns meta. The shards are written beside out_dir (out_dir.partial) and moved there when all are:
+    an interrupted run's finished shards are kept for the next run with the same inputs and params (Journal)."""
     frames, classes = read_splits(split_dir)
     RawImages(raw)  # a missing tree: one line now, not one per image
     prepare, why = _resolved(prepare, raw / "manifest.csv", frames)
     size = image_size(prepare)
     shape = (*size, 1 if prepare["color"] == "grayscale" else 3)
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    out_dir.mkdir(parents=True)
+    work = out_dir.with_name(out_dir.name + ".partial")
+    journal = Journal(work, _fingerprint(raw, split_dir, prepare, max_pixels))
     reports.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(prepare["seed"])
     meta = {"shape": list(shape), "classes": classes, "label_bytes": 2, "splits": {},
@@ -95,29 +96,92 @@ def build(raw: Path, split_dir: Path, out_dir: Path, reports: Path, prepare: dic
             # train records are written in a seeded random order so that streaming shuffle buffers mix classes
             order = rng.permutation(len(frame)) if split == "train" else np.arange(len(frame))
             frame = frame.iloc[order].reset_index(drop=True)
-            writer = ShardWriter(out_dir, split, shape, int(prepare["shard_mb"] * 2**20))
             copies = prepare["offline_augment"] if split == "train" else 0
+            kept = journal.kept(split, resumable=not copies)  # augmented copies draw from one random stream
+            if kept.get("done"):
+                meta["splits"][split] = {"count": kept["count"], "shards": kept["shards"]}
+                skipped += [(split, *row) for row in kept["skipped"]]
+                continue
+            writer = ShardWriter(work, split, shape, int(prepare["shard_mb"] * 2**20), kept["shards"], kept["count"])
             offline = _OfflineAugment(writer, copies, prepare["offline_augment_level"], prepare["seed"], shape)
+            split_skipped = [tuple(row) for row in kept["skipped"]]
+            start = kept["rows"]
+            if start:
+                print(f"prepare {split}: resuming an interrupted run at image {start} of {len(frame)} "
+                      f"(shards kept: {len(kept['shards'])})")
             slots = threading.Semaphore(IN_FLIGHT)
-            results = pool.imap(_convert, _throttled(frame["path"], slots), chunksize=CHUNK)
-            with open(out_dir / f"{split}.csv", "w", newline="", encoding="utf-8") as fh:
+            results = pool.imap(_convert, _throttled(frame["path"].iloc[start:], slots), chunksize=CHUNK)
+            with open(work / f"{split}.csv", "r+" if start else "w", newline="", encoding="utf-8") as fh:
+                fh.truncate(kept["index_bytes"])
+                fh.seek(kept["index_bytes"])
                 index = csv.writer(fh)
-                index.writerow(["path", "label", "copy"])
-                progress = tqdm(results, total=len(frame), desc=f"prepare {split}", unit="img")
-                for (path, pixels, reason), label in zip(progress, frame["label"], strict=True):
+                if not start:
+                    index.writerow(["path", "label", "copy"])
+                progress = tqdm(results, total=len(frame), initial=start, desc=f"prepare {split}", unit="img")
+                rows = zip(progress, frame["label"].iloc[start:], strict=True)
+                for row, ((path, pixels, reason), label) in enumerate(rows, start=start + 1):
                     slots.release()
                     if pixels is None:
-                        skipped.append((split, path, reason))
+                        split_skipped.append((path, reason))
                         continue
                     writer.write(label, pixels)
                     index.writerow((path, label, 0))
                     index.writerows(offline.add(path, label, pixels))
+                    if not copies and writer.count % writer.per_shard == 0:  # a shard is full: note it
+                        writer.flush()
+                        fh.flush()
+                        journal.note(split, rows=row, shards=writer.shards, count=writer.count,
+                                     skipped=split_skipped, index_bytes=fh.tell())
                 index.writerows(offline.flush())
             meta["splits"][split] = writer.close()
+            journal.note(split, done=True, **meta["splits"][split], skipped=split_skipped)
+            skipped += [(split, *row) for row in split_skipped]
     meta["skipped"] = len(skipped)
-    (out_dir / META).write_text(json.dumps(meta, indent=1) + "\n")
+    journal.path.unlink()
+    (work / META).write_text(json.dumps(meta, indent=1) + "\n")
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    work.rename(out_dir)
     pd.DataFrame(skipped, columns=["split", "path", "reason"]).to_csv(reports / "prepare_skipped.csv", index=False)
     return meta
+
+
+def _fingerprint(raw: Path, split_dir: Path, prepare: dict, max_pixels: int) -> str:
+    """What the prepared bytes depend on: the resolved prepare params (not the worker count), the image size limit,
+    the manifest (each image's pixel hash), where the tree is, and the split lists."""
+    digest = hashlib.sha256(json.dumps([{k: v for k, v in prepare.items() if k != "workers"}, max_pixels],
+                                       sort_keys=True, default=str).encode())
+    for path in sorted([*raw.glob("*.json"), raw / "manifest.csv", *split_dir.glob("*.*")]):
+        with open(path, "rb") as fh:
+            digest.update(path.name.encode() + hashlib.file_digest(fh, "sha256").digest())
+    return digest.hexdigest()
+
+
+class Journal:
+    """<out_dir>.partial/resume.json: per split, the shards an interrupted prepare finished, the split rows they
+    hold, the images skipped so far and the length of the record index; kept only for the same fingerprint."""
+
+    def __init__(self, work: Path, fingerprint: str):
+        self.path = work / "resume.json"
+        state = json.loads(self.path.read_text()) if self.path.is_file() else {}
+        if state.get("fingerprint") != fingerprint:
+            shutil.rmtree(work, ignore_errors=True)
+            work.mkdir(parents=True)
+            state = {"fingerprint": fingerprint, "splits": {}}
+        self.state = state
+
+    def kept(self, split: str, resumable: bool) -> dict:
+        """The split's kept progress (a finished split: done), or a fresh start."""
+        entry = self.state["splits"].get(split, {})
+        if entry.get("done") or (resumable and entry):
+            return entry
+        return {"rows": 0, "shards": [], "count": 0, "skipped": [], "index_bytes": 0}
+
+    def note(self, split: str, **entry) -> None:
+        self.state["splits"][split] = entry
+        partial = self.path.with_suffix(".tmp")
+        partial.write_text(json.dumps(self.state))
+        partial.replace(self.path)  # atomic: a kill leaves the old journal or the new one
 
 
 def _resolved(prepare: dict, manifest: Path, frames: dict[str, pd.DataFrame]) -> tuple[dict, dict]:

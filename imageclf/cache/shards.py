@@ -6,6 +6,7 @@ Fixed-length records stream straight into tf.data.FixedLengthRecordDataset and r
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -17,15 +18,20 @@ META = "meta.json"
 
 
 class ShardWriter:
-    """Append records to <split>-NNNNN.bin files of at most shard_bytes each."""
+    """Append records to <split>-NNNNN.bin files of at most shard_bytes each; given the full shards of an earlier run
+    (`kept`, holding `count` records), it goes on after them and removes the split's other shard files."""
 
-    def __init__(self, directory: Path, split: str, shape: tuple[int, int, int], shard_bytes: int):
+    def __init__(self, directory: Path, split: str, shape: tuple[int, int, int], shard_bytes: int,
+                 kept: Sequence[str] = (), count: int = 0):
         self.directory, self.split = directory, split
         self.record_bytes = LABEL_BYTES + int(np.prod(shape))
         self.per_shard = max(1, shard_bytes // self.record_bytes)
-        self.shards: list[str] = []
-        self.count = 0
+        self.shards: list[str] = list(kept)
+        self.count = count
         self._fh = None
+        for stale in directory.glob(f"{split}-*.bin"):
+            if stale.name not in self.shards:
+                stale.unlink()
 
     def write(self, label: int, pixels: bytes) -> None:
         if len(pixels) != self.record_bytes - LABEL_BYTES:
@@ -42,6 +48,9 @@ class ShardWriter:
         name = f"{self.split}-{len(self.shards):05d}.bin"
         self.shards.append(name)
         self._fh = open(self.directory / name, "wb")  # noqa: SIM115 (closed in close())
+
+    def flush(self) -> None:
+        self._fh.flush()
 
     def close(self) -> dict:
         if self._fh:
