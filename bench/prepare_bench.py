@@ -26,7 +26,8 @@ from imageclf.data import ingest, sources, splitting
 ROOT = Path(__file__).resolve().parents[1]
 
 PREPARE = {"image_size": 128, "color": "grayscale", "invert": False, "resize": "stretch", "offline_augment": 0,
-           "offline_augment_level": 1, "shard_mb": 256, "workers": 0, "seed": 0}
+           "offline_augment_level": 1, "storage": "raw", "jpeg_quality": 90, "shard_mb": 256, "workers": 0,
+           "seed": 0}
 MAX_PIXELS = 89478485
 
 
@@ -60,7 +61,7 @@ def naive(files: list[str], out: Path) -> float:
 def measure_prepare(work: Path) -> None:
     """Child mode: only the prepare stage, in a fresh process, so its peak memory is its own; prints JSON."""
     start = time.perf_counter()
-    meta = prepare.build(work / "raw/images.zip", work / "split", work / "prepared", work / "reports", PREPARE,
+    meta = prepare.build(work / "raw", work / "split", work / "prepared", work / "reports", PREPARE,
                          MAX_PIXELS)
     n = sum(s["count"] for s in meta["splits"].values())
     print(json.dumps({"images": n, "img_s": n / (time.perf_counter() - start),

@@ -49,10 +49,11 @@ def test_shards_round_trip_every_image(prepared):
     assert (project.path / "reports/data/augment_preview.png").stat().st_size > 1000
 
 
-def test_offline_augment_writes_copies(project, tmp_path):
+@pytest.mark.parametrize("storage", ["raw", "png"])
+def test_offline_augment_writes_copies(project, tmp_path, storage):
     root = make_folder_tree(tmp_path / "tree", {"a": 6, "b": 6})
     project.params["data"].update(source="folder", path=str(root))
-    project.params["prepare"].update(image_size=16, offline_augment=2, offline_augment_level=1)
+    project.params["prepare"].update(image_size=16, offline_augment=2, offline_augment_level=1, storage=storage)
     project.run("download", "split", "prepare")
     order = pd.read_csv(project.path / "data/prepared/train.csv")
     n = len(pd.read_csv(project.path / "data/split/train.csv"))
@@ -234,6 +235,26 @@ def test_a_split_is_read_on_demand_across_shards(tmp_path):
     assert np.array_equal(np.asarray(images), pixels) and np.array_equal(np.stack(list(images)), pixels)
 
 
+def _resident_mb() -> float:
+    """This process's resident memory, file pages included (what peak RSS counts)."""
+    return int(Path("/proc/self/status").read_text().split("VmRSS:")[1].split()[0]) / 1024
+
+
+def test_reading_a_whole_split_keeps_none_of_it_resident(tmp_path):
+    """Its labels, then every image: the shards' pages leave the process once read (they stay in the page cache), so
+    resident memory grows by far less than the split's 49 MB."""
+    image = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8).tobytes()
+    writer = ShardWriter(tmp_path, "train", (64, 64, 3), 16 * 2**20)
+    for i in range(4000):
+        writer.write(i % 5, image)
+    (tmp_path / "meta.json").write_text(json.dumps({"shape": [64, 64, 3], "splits": {"train": writer.close()}}))
+    before = _resident_mb()
+    images, labels = load_split(tmp_path, "train")
+    assert np.bincount(labels).tolist() == [800] * 5
+    assert sum(int(images[at:at + 100][:, 0, 0, 0].sum()) for at in range(0, 4000, 100)) == 4000 * image[0]
+    assert _resident_mb() - before < 8
+
+
 def test_an_image_gone_since_download_is_listed_not_dropped(project, tmp_path):
     """A folder is read in place: an image deleted after download is a listed skip with the fix, and the rest
     prepare."""
@@ -333,3 +354,36 @@ def test_an_interrupted_prepare_is_not_resumed_under_other_params(prepared, caps
     capsys.readouterr()
     assert _run_prepare(project) == 36 and "resuming" not in capsys.readouterr().out
     assert json.loads((project.path / "data/prepared/meta.json").read_text())["shape"] == [16, 16, 3]
+
+
+@pytest.mark.parametrize("storage", ["png", "jpeg"])
+def test_encoded_records_read_back_as_training_sees_them_and_resume(prepared, capsys, storage):
+    """prepare.storage png / jpeg: smaller shards; the pixels PIL reads back are what tf.data feeds training (bit for
+    bit: JPEG with the accurate integer DCT), png's are the raw records' own, jpeg's close to them; an interrupted run
+    resumes to the same bytes."""
+    from imageclf.cache import loader
+
+    project, _ = prepared
+    cache = project.path / "data/prepared"
+    raw_images, raw_labels = load_split(cache, "train")
+    raw_images, raw_bytes = np.asarray(raw_images), sum(p.stat().st_size for p in cache.glob("train-*"))
+    project.params["prepare"]["storage"] = storage
+    _run_prepare(project)
+    straight = _files(cache)
+    shards = sorted(cache.glob("train-*"))
+    assert shards and all(p.suffix == ".tfrecord" for p in shards)
+    assert sum(p.stat().st_size for p in shards) < raw_bytes
+    images, labels = load_split(cache, "train")
+    assert np.array_equal(labels, raw_labels)
+    gap = np.abs(np.asarray(images).astype(int) - raw_images)
+    assert gap.max() == 0 if storage == "png" else 0 < gap.mean() < 4
+    x, y = next(iter(loader.dataset(cache, "train", batch_size=100)))
+    np.testing.assert_array_equal(np.round(x.numpy() * 255).astype(np.uint8), np.asarray(images))
+    np.testing.assert_array_equal(y.numpy(), labels)
+    drawn = loader.dataset(cache, "train", 6, shuffle=True, oversample=True, epochs=(0, 1), cache=False).take(3)
+    assert set(np.concatenate([batch[1].numpy() for batch in drawn]).tolist()) == {0, 1, 2}  # labels read per record
+    with pytest.raises(_Cut):
+        _run_prepare(project, 9)
+    capsys.readouterr()
+    assert _run_prepare(project) < 36 and "resuming an interrupted run" in capsys.readouterr().out
+    assert _files(cache) == straight

@@ -1,4 +1,5 @@
-"""The tf.data input pipeline training uses: shards -> (shuffle) -> batch -> decode/rescale -> augment -> prefetch.
+"""The tf.data input pipeline training uses: shards -> (shuffle) -> batch -> decode/rescale -> augment -> prefetch
+(encoded storage: each image decoded before the batch).
 
 Every random choice (shuffle order, oversampling, augmentation) is keyed on (seed, epoch, batch), so epoch k is
 the same whether a run goes straight through or resumes at epoch k after an interruption.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -40,37 +42,55 @@ def dataset(prepared: Path, split: str | tuple[str, ...], batch_size: int, *, sh
             raise UserError(f"the {name} split is empty; check split.fractions and data.max_per_class")
     count = sum(meta["splits"][name]["count"] for name in names)
     h, w, c = meta["shape"]
-    record = LABEL_BYTES + h * w * c
+    storage = meta.get("storage", "raw")
+    raw = storage == "raw"
     files = [str(Path(prepared) / shard) for name in names for shard in meta["splits"][name]["shards"]]
-    in_memory = cache if cache is not None else count * record <= IN_MEMORY_LIMIT
-    cached = tf.data.FixedLengthRecordDataset(files, record).cache() if in_memory else None
+
+    def read(paths) -> tf.data.Dataset:  # fixed-length pixel records, or TFRecords of encoded images
+        if raw:
+            return tf.data.FixedLengthRecordDataset(paths, LABEL_BYTES + h * w * c)
+        return tf.data.TFRecordDataset(paths)
+
+    in_memory = cache if cache is not None else sum(map(os.path.getsize, files)) <= IN_MEMORY_LIMIT
+    cached = read(files).cache() if in_memory else None
     model = augmenter(augment, seed) if augment else None
     n_classes = len(meta["classes"])
 
     def records(epoch_seed: int) -> tf.data.Dataset:
         if cached is not None or len(files) == 1 or not shuffle:
-            return cached if cached is not None else tf.data.FixedLengthRecordDataset(files, record)
+            return cached if cached is not None else read(files)
         order = tf.data.Dataset.from_tensor_slices(files).shuffle(len(files), seed=epoch_seed)
-        return order.interleave(lambda f: tf.data.FixedLengthRecordDataset(f, record),
-                                cycle_length=min(len(files), 4), deterministic=True)
+        return order.interleave(read, cycle_length=min(len(files), 4), deterministic=True)
 
-    def decode(batch: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        raw = tf.io.decode_raw(batch, tf.uint8)
-        pixels = tf.reshape(raw[:, LABEL_BYTES:], (-1, h, w, c))
-        return tf.cast(pixels, tf.float32) / 255.0, _labels(raw)
+    def decode(batch: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:  # a batch of raw records
+        data = tf.io.decode_raw(batch, tf.uint8)
+        pixels = tf.reshape(data[:, LABEL_BYTES:], (-1, h, w, c))
+        return tf.cast(pixels, tf.float32) / 255.0, _label(batch)
+
+    def decode_image(record: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:  # one record of an encoded image
+        image = tf.strings.substr(record, LABEL_BYTES, tf.strings.length(record) - LABEL_BYTES)
+        if storage == "jpeg":  # the accurate integer DCT: the pixels PIL decodes (shards.decode), bit for bit
+            pixels = tf.io.decode_jpeg(image, channels=c, dct_method="INTEGER_ACCURATE")
+        else:
+            pixels = tf.io.decode_png(image, channels=c)
+        return tf.reshape(pixels, (h, w, c)), _label(record)
 
     def one_epoch(epoch: int) -> tf.data.Dataset:
         epoch_seed = (seed * 1_000_003 + epoch) % 2**31  # Python ints: TF rejects tensor seeds with global seed 0
         ds = records(epoch_seed)
         if oversample:
-            by_class = [ds.filter(lambda r, k=k: tf.equal(_labels(tf.io.decode_raw(r, tf.uint8)[None])[0], k))
+            by_class = [ds.filter(lambda r, k=k: tf.equal(_label(r), k))
                         .shuffle(SHUFFLE_BUFFER, seed=epoch_seed + k).repeat() for k in range(n_classes)]
             ds = tf.data.Dataset.sample_from_datasets(by_class, seed=epoch_seed, stop_on_empty_dataset=False)
             ds = ds.take(count)
         elif shuffle:  # each pass of the epoch in a new order
             ds = ds.shuffle(min(count, SHUFFLE_BUFFER), seed=epoch_seed, reshuffle_each_iteration=True)
-        ds = ds.batch(batch_size).repeat(passes)
-        ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        if raw:
+            ds = ds.batch(batch_size).repeat(passes)
+            ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        else:
+            ds = ds.map(decode_image, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            ds = ds.batch(batch_size).repeat(passes).map(lambda x, y: (tf.cast(x, tf.float32) / 255.0, y))
         if model is not None:  # one call at a time: the seeded state sequence stays deterministic
             ds = ds.enumerate().map(lambda step, xy: (augment_batch(model, xy[0], epoch, step), xy[1]),
                                     num_parallel_calls=1)
@@ -83,8 +103,10 @@ def dataset(prepared: Path, split: str | tuple[str, ...], batch_size: int, *, sh
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def _labels(raw: tf.Tensor) -> tf.Tensor:
-    return tf.cast(raw[:, 0], tf.int32) + tf.cast(raw[:, 1], tf.int32) * 256
+def _label(record: tf.Tensor) -> tf.Tensor:
+    """The label of a record (or of each record of a batch): its first two bytes, little-endian."""
+    two = tf.cast(tf.io.decode_raw(record, tf.uint8, fixed_length=LABEL_BYTES), tf.int32)
+    return two[..., 0] + two[..., 1] * 256
 
 
 class Images:

@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from imageclf.cache.preview import preview
 from imageclf.cache.settings import AUTO, image_size, resolve
-from imageclf.cache.shards import META, ShardWriter
+from imageclf.cache.shards import META, ShardWriter, decode, encode
 from imageclf.core.cpus import workers
 from imageclf.core.errors import UserError
 from imageclf.core.paths import DATA_REPORTS, PREPARED, RAW, SPLIT, SPLITS
@@ -39,7 +39,7 @@ def _convert(path: str) -> tuple[str, bytes | None, str]:
     try:
         img = images.open_image(_worker["raw"].read(path), _worker["max_pixels"])
         arr = images.to_array(img, _worker["size"], p["color"], p["resize"], p["invert"])
-        return path, arr.tobytes(), ""
+        return path, encode(arr, p["storage"], p["jpeg_quality"]), ""
     except (ValueError, KeyError) as err:
         return path, None, str(err)
     except OSError as err:
@@ -85,7 +85,7 @@ def build(raw: Path, split_dir: Path, out_dir: Path, reports: Path, prepare: dic
     journal = Journal(work, _fingerprint(raw, split_dir, prepare, max_pixels))
     reports.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(prepare["seed"])
-    meta = {"shape": list(shape), "classes": classes, "label_bytes": 2, "splits": {},
+    meta = {"shape": list(shape), "classes": classes, "label_bytes": 2, "storage": prepare["storage"], "splits": {},
             "resolved": {"image_size": list(size), "color": prepare["color"], "why": why}}
     skipped = []
     # fork starts workers at once; spawn only when TensorFlow (and its threads) already live in this process
@@ -102,8 +102,9 @@ def build(raw: Path, split_dir: Path, out_dir: Path, reports: Path, prepare: dic
                 meta["splits"][split] = {"count": kept["count"], "shards": kept["shards"]}
                 skipped += [(split, *row) for row in kept["skipped"]]
                 continue
-            writer = ShardWriter(work, split, shape, int(prepare["shard_mb"] * 2**20), kept["shards"], kept["count"])
-            offline = _OfflineAugment(writer, copies, prepare["offline_augment_level"], prepare["seed"], shape)
+            writer = ShardWriter(work, split, shape, int(prepare["shard_mb"] * 2**20), kept["shards"], kept["count"],
+                                 prepare["storage"])
+            offline = _OfflineAugment(writer, copies, prepare, shape)
             split_skipped = [tuple(row) for row in kept["skipped"]]
             start = kept["rows"]
             if start:
@@ -127,7 +128,7 @@ def build(raw: Path, split_dir: Path, out_dir: Path, reports: Path, prepare: dic
                     writer.write(label, pixels)
                     index.writerow((path, label, 0))
                     index.writerows(offline.add(path, label, pixels))
-                    if not copies and writer.count % writer.per_shard == 0:  # a shard is full: note it
+                    if not copies and writer.shard_full:  # note the full shard
                         writer.flush()
                         fh.flush()
                         journal.note(split, rows=row, shards=writer.shards, count=writer.count,
@@ -205,31 +206,32 @@ class _OfflineAugment:
 
     BATCH = 256
 
-    def __init__(self, writer: ShardWriter, copies: int, level: int, seed: int, shape: tuple[int, int, int]):
+    def __init__(self, writer: ShardWriter, copies: int, prepare: dict, shape: tuple[int, int, int]):
         self.writer, self.copies, self.shape = writer, copies, shape
+        self.storage, self.quality = prepare["storage"], prepare["jpeg_quality"]
         self.pending: list[tuple[str, int, bytes]] = []
         self.model = None
         if copies:
             from imageclf.cache.augment import augmenter  # TensorFlow only when copies are asked for
 
-            self.model = augmenter(level, seed)
+            self.model = augmenter(prepare["offline_augment_level"], prepare["seed"])
 
-    def add(self, path: str, label: int, pixels: bytes) -> list[tuple[str, int, int]]:
+    def add(self, path: str, label: int, image: bytes) -> list[tuple[str, int, int]]:
         if not self.copies:
             return []
-        self.pending.append((path, label, pixels))
+        self.pending.append((path, label, image))
         return self.flush() if len(self.pending) >= self.BATCH else []
 
     def flush(self) -> list[tuple[str, int, int]]:
         if not self.pending:
             return []
-        batch = np.stack([np.frombuffer(p, np.uint8).reshape(self.shape) for _, _, p in self.pending])
+        batch = np.stack([decode(image, self.shape, self.storage) for _, _, image in self.pending])
         index = []
         for copy in range(1, self.copies + 1):
             out = np.asarray(self.model(batch.astype(np.float32) / 255.0, training=True))
             out = (out.clip(0, 1) * 255).round().astype(np.uint8)
             for (path, label, _), pixels in zip(self.pending, out, strict=True):
-                self.writer.write(label, pixels.tobytes())
+                self.writer.write(label, encode(pixels, self.storage, self.quality))
                 index.append((path, label, copy))
         self.pending = []
         return index

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from imageclf.cache.augment_levels import LEVELS
+from imageclf.cache.shards import STORAGES
 from imageclf.core.params import NUMBER, Field, Section
 from imageclf.data import images
 
@@ -32,6 +33,8 @@ PARAMS = Section({
     "resize": Field((str,), choices=tuple(images.RESIZE)),
     "offline_augment": Field((int,), minimum=0),
     "offline_augment_level": Field((int,), choices=tuple(level for level in LEVELS if level)),
+    "storage": Field((str,), choices=tuple(STORAGES)),  # how a record holds its image: raw pixels, PNG or JPEG
+    "jpeg_quality": Field((int,), minimum=1, maximum=100),
     "shard_mb": Field(NUMBER, minimum=0.001),
     "workers": Field((int,), minimum=0),
     "seed": Field((int,)),
