@@ -255,6 +255,24 @@ def test_reading_a_whole_split_keeps_none_of_it_resident(tmp_path):
     assert _resident_mb() - before < 8
 
 
+def test_a_shuffle_holds_at_most_shuffle_bytes_of_records(tmp_path, monkeypatch):
+    """Big images: the shuffle buffer is bounded in bytes, not only in records. With room for 10 records, record i
+    of one shard (its pixels say i) is drawn while at most 10 records wait, and every record comes out once."""
+    from imageclf.cache import loader
+
+    writer = ShardWriter(tmp_path, "train", (8, 8, 1), 2**20)
+    for i in range(200):
+        writer.write(i % 2, np.full(64, i, np.uint8).tobytes())
+    (tmp_path / "meta.json").write_text(json.dumps({"shape": [8, 8, 1], "classes": ["a", "b"],
+                                                    "splits": {"train": writer.close()}}))
+    monkeypatch.setattr(loader, "SHUFFLE_BYTES", 10 * (2 + 64), raising=False)
+    batches = loader.dataset(tmp_path, "train", 20, shuffle=True, epochs=(0, 1), cache=False).take(10)
+    order = np.concatenate([np.round(x.numpy()[:, 0, 0, 0] * 255) for x, _ in batches]).astype(int)
+    assert sorted(order) == list(range(200))
+    assert all(i < at + 10 for at, i in enumerate(order)), order  # never drawn from further than the buffer reaches
+    assert list(order) != list(range(200))
+
+
 def test_an_image_gone_since_download_is_listed_not_dropped(project, tmp_path):
     """A folder is read in place: an image deleted after download is a listed skip with the fix, and the rest
     prepare."""

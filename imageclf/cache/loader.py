@@ -20,7 +20,8 @@ from imageclf.cache.shards import LABEL_BYTES, load_split, read_meta
 from imageclf.core.errors import UserError
 
 IN_MEMORY_LIMIT = 1 << 30  # splits up to 1 GiB of records are cached in RAM after the first epoch
-SHUFFLE_BUFFER = 50_000
+SHUFFLE_BUFFER = 50_000  # records a shuffle holds at most...
+SHUFFLE_BYTES = 256 << 20  # ...and at most this many bytes of them (50,000 records of 224 px RGB would be 7.5 GB)
 
 
 def dataset(prepared: Path, split: str | tuple[str, ...], batch_size: int, *, shuffle: bool = False,
@@ -55,6 +56,7 @@ def dataset(prepared: Path, split: str | tuple[str, ...], batch_size: int, *, sh
     cached = read(files).cache() if in_memory else None
     model = augmenter(augment, seed) if augment else None
     n_classes = len(meta["classes"])
+    held = max(1, min(SHUFFLE_BUFFER, SHUFFLE_BYTES // (LABEL_BYTES + h * w * c)))  # records in shuffle buffers
 
     def records(epoch_seed: int) -> tf.data.Dataset:
         if cached is not None or len(files) == 1 or not shuffle:
@@ -80,11 +82,11 @@ def dataset(prepared: Path, split: str | tuple[str, ...], batch_size: int, *, sh
         ds = records(epoch_seed)
         if oversample:
             by_class = [ds.filter(lambda r, k=k: tf.equal(_label(r), k))
-                        .shuffle(SHUFFLE_BUFFER, seed=epoch_seed + k).repeat() for k in range(n_classes)]
+                        .shuffle(max(1, held // n_classes), seed=epoch_seed + k).repeat() for k in range(n_classes)]
             ds = tf.data.Dataset.sample_from_datasets(by_class, seed=epoch_seed, stop_on_empty_dataset=False)
             ds = ds.take(count)
         elif shuffle:  # each pass of the epoch in a new order
-            ds = ds.shuffle(min(count, SHUFFLE_BUFFER), seed=epoch_seed, reshuffle_each_iteration=True)
+            ds = ds.shuffle(min(count, held), seed=epoch_seed, reshuffle_each_iteration=True)
         if raw:
             ds = ds.batch(batch_size).repeat(passes)
             ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

@@ -73,9 +73,10 @@ def run(prepare: dict, max_pixels: int) -> dict:
 
 
 def build(raw: Path, split_dir: Path, out_dir: Path, reports: Path, prepare: dict, max_pixels: int) -> dict:
-    """Write out_dir/<split>-NNNNN.bin shards, <split>.csv record order and meta.json from the raw tree `raw`
-    (data/raw); returns meta. The shards are written beside out_dir (out_dir.partial) and moved there when all are:
-    an interrupted run's finished shards are kept for the next run with the same inputs and params (Journal)."""
+    """Write out_dir/<split>-NNNNN shards (.bin, or .tfrecord for encoded storage), <split>.csv record order and
+    meta.json from the raw tree `raw` (data/raw); returns meta. The shards are written beside out_dir
+    (out_dir.partial) and moved there when all are: an interrupted run's finished shards are kept for the next run
+    with the same inputs and params (Journal)."""
     frames, classes = read_splits(split_dir)
     RawImages(raw)  # a missing tree: one line now, not one per image
     prepare, why = _resolved(prepare, raw / "manifest.csv", frames)
