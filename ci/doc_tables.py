@@ -5,7 +5,8 @@ stale):
 
 families: `python -m imageclf.models` (the model registry); augment: imageclf/cache/augment_levels.py;
 results: reports/compare/comparison.md (the pipeline); export: reports/export/metrics.json (the export stage);
-elpv: bench/results/elpv_*.json (bench/elpv_transfer.py); own_data: bench/results/own_data_*.json (bench/own_data.py).
+elpv: bench/results/elpv_*.json (bench/elpv_transfer.py); own_data: bench/results/own_data_*.json (bench/own_data.py);
+scale: bench/results/scale.json (bench/scale.py); storage: bench/results/storage.json (bench/storage.py).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = {"README.md": ("results",), "docs/training.md": ("families", "augment"), "docs/export.md": ("export",),
-         "docs/benchmarks.md": ("elpv", "own_data")}  # which generated blocks each page holds
+         "docs/benchmarks.md": ("elpv", "own_data", "scale", "storage")}  # which generated blocks each page holds
 
 
 def blocks() -> dict[str, str]:
@@ -27,7 +28,9 @@ def blocks() -> dict[str, str]:
             "results": (ROOT / "reports/compare/comparison.md").read_text().strip(),
             "export": export_table(json.loads((ROOT / "reports/export/metrics.json").read_text())),
             "elpv": elpv_table(sorted(ROOT.glob("bench/results/elpv_*.json"))),
-            "own_data": own_data_table(sorted(ROOT.glob("bench/results/own_data_*.json")))}
+            "own_data": own_data_table(sorted(ROOT.glob("bench/results/own_data_*.json"))),
+            "scale": scale_table(json.loads((ROOT / "bench/results/scale.json").read_text())),
+            "storage": storage_table(json.loads((ROOT / "bench/results/storage.json").read_text()))}
 
 
 def augment_table(levels: dict[int, dict], names: dict[int, str], settings: dict[str, str]) -> str:
@@ -92,6 +95,43 @@ def own_data_table(files: list[Path]) -> str:
                      f"{budget.get('batch_size')} x{budget.get('passes_per_epoch', 1)}, augment "
                      f"{budget.get('augment', 0)} | {run['chance']:.1%} | {' | '.join(cells)} | {best} | "
                      f"{run['seconds'] / 60:.1f} min | {run['rev']} |")
+    return "\n".join(lines)
+
+
+def scale_table(result: dict) -> str:
+    """One row per size and stage, the code versions side by side (oldest first): time, peak RSS, disk; and the
+    newest version's growth from the previous size."""
+    codes = list(result["runs"])
+    runs = result["runs"]
+    lines = [f"| images | stage | time ({' / '.join(codes)}) | peak RSS | disk after (data/, DVC cache) | "
+             f"{codes[-1]}: x previous size |", "|---|---|---|---|---|---|"]
+    sizes = sorted(runs[codes[-1]], key=int)
+    for k, n in enumerate(sizes):
+        for stage, row in runs[codes[-1]][n].items():
+            if not isinstance(row, dict):
+                continue
+            rows = [runs[code][n][stage] for code in codes]
+            prev = runs[codes[-1]][sizes[k - 1]][stage] if k else None
+            growth = "-" if prev is None else (f"time {row['seconds'] / prev['seconds']:.2f}x, "
+                                               f"RSS {row['peak_rss_mb'] / prev['peak_rss_mb']:.2f}x")
+            cells = [" / ".join(fmt.format(r[key]) for r in rows)
+                     for key, fmt in (("seconds", "{:.0f} s"), ("peak_rss_mb", "{:,} MB"), ("disk_mb", "{:,.0f} MB"))]
+            lines.append(f"| {int(n):,} | {stage} | {' | '.join(cells)} | {growth} |")
+    return "\n".join(lines)
+
+
+def storage_table(result: dict) -> str:
+    """One row per dataset and prepare.storage: disk per image, prepare, tf.data and fit images/s, and each as a
+    ratio to raw's."""
+    lines = ["| dataset | storage | disk per image | prepare images/s | tf.data images/s (streamed) | cnn_small fit "
+             "images/s |", "|---|---|---|---|---|---|"]
+    for name, rows in result["datasets"].items():
+        raw = rows["raw"]
+        for storage, row in rows.items():
+            cells = [f"{row[key]:,}{unit} ({row[key] / raw[key]:.2f}x)" for key, unit in
+                     (("kb_per_image", " KB"), ("prepare_images_per_s", ""), ("pipeline_images_per_s", ""),
+                      ("fit_images_per_s", ""))]
+            lines.append(f"| {name} | {storage} | {' | '.join(cells)} |")
     return "\n".join(lines)
 
 
