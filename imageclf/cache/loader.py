@@ -43,20 +43,21 @@ def dataset(prepared: Path, split: str | tuple[str, ...], batch_size: int, *, sh
             raise UserError(f"the {name} split is empty; check split.fractions and data.max_per_class")
     count = sum(meta["splits"][name]["count"] for name in names)
     h, w, c = meta["shape"]
+    record = LABEL_BYTES + h * w * c  # bytes of a raw record
     storage = meta.get("storage", "raw")
     raw = storage == "raw"
     files = [str(Path(prepared) / shard) for name in names for shard in meta["splits"][name]["shards"]]
 
     def read(paths) -> tf.data.Dataset:  # fixed-length pixel records, or TFRecords of encoded images
         if raw:
-            return tf.data.FixedLengthRecordDataset(paths, LABEL_BYTES + h * w * c)
+            return tf.data.FixedLengthRecordDataset(paths, record)
         return tf.data.TFRecordDataset(paths)
 
     in_memory = cache if cache is not None else sum(map(os.path.getsize, files)) <= IN_MEMORY_LIMIT
     cached = read(files).cache() if in_memory else None
     model = augmenter(augment, seed) if augment else None
     n_classes = len(meta["classes"])
-    held = max(1, min(SHUFFLE_BUFFER, SHUFFLE_BYTES // (LABEL_BYTES + h * w * c)))  # records in shuffle buffers
+    held = max(1, min(SHUFFLE_BUFFER, SHUFFLE_BYTES // record))  # records in shuffle buffers
 
     def records(epoch_seed: int) -> tf.data.Dataset:
         if cached is not None or len(files) == 1 or not shuffle:

@@ -1,7 +1,7 @@
 """The prepared cache: records of a 2-byte label and one image, in a few large shard files per split.
 
 prepare.storage `raw` (the default): the image's uint8 pixels, fixed-length records in <split>-NNNNN.bin that stream
-into tf.data.FixedLengthRecordDataset and read back with numpy.memmap. `png` / `jpeg`: the image encoded, one record
+into tf.data.FixedLengthRecordDataset and read back here through mmap. `png` / `jpeg`: the image encoded, one record
 each in TFRecord files <split>-NNNNN.tfrecord, decoded by tf.data when training and by PIL when read here.
 """
 
