@@ -178,7 +178,8 @@ def test_every_augmentation_level_params_accept_builds():
         assert augmenter(level, 0)(batch, training=True).shape == batch.shape
 
 
-def test_empty_split_is_a_clear_error(project, tmp_path):
+@pytest.mark.parametrize("storage", ["raw", "png"])
+def test_empty_split_is_a_clear_error(project, tmp_path, storage):
     from imageclf.cache import loader
     from imageclf.core.errors import UserError
 
@@ -186,10 +187,15 @@ def test_empty_split_is_a_clear_error(project, tmp_path):
     project.params["data"].update(source="folder", path=str(root))
     project.params["split"]["fractions"] = {"train": 0.75, "val": 0.25, "test": 0.0}
     project.params["evaluate"]["split"] = "val"
-    project.params["prepare"]["image_size"] = 8
+    project.params["prepare"].update(image_size=8, storage=storage)
     project.run("download", "split", "prepare")
+    cache = project.path / "data/prepared"
+    assert json.loads((cache / "meta.json").read_text())["splits"]["test"] == {"count": 0, "shards": []}
+    assert not (project.path / "data/prepared.partial").exists()  # the finished run leaves no resume state
+    images, labels = load_split(cache, "test")
+    assert images.shape == (0, 8, 8, 1) and len(labels) == 0 and np.asarray(images).shape == (0, 8, 8, 1)
     with pytest.raises(UserError, match="the test split is empty"):
-        loader.dataset(project.path / "data/prepared", "test", batch_size=2)
+        loader.dataset(cache, "test", batch_size=2)
 
 
 def test_epoch_k_is_the_same_when_a_run_resumes_there(prepared):
