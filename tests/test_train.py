@@ -105,6 +105,25 @@ def test_progress_bars_reach_the_last_batch_when_keras_reports_every_few(capsys)
     assert "11/10" not in shown and "12/10" not in shown
 
 
+def test_an_epochs_bar_starts_below_the_keras_epoch_line(monkeypatch):
+    """On one terminal (standard output and error together) Keras' "Epoch N/M" line starts a line of its own: the bar
+    opens with the first batch, after it, not on top of it."""
+    import contextlib
+    import io
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile("sgd", "mse")
+    terminal = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", terminal)
+    monkeypatch.setattr(sys, "stderr", terminal)
+    with contextlib.redirect_stdout(terminal):
+        model.fit(np.zeros((16, 3)), np.zeros((16, 2)), batch_size=8, epochs=2, verbose=2,
+                  callbacks=[BatchProgress("fit")])
+    shown = terminal.getvalue()
+    assert re.findall(r"(?:^|\n)(Epoch \d/2)", shown) == ["Epoch 1/2", "Epoch 2/2"], shown
+    assert "fit epoch 2: 100%|" in shown
+
+
 @pytest.mark.parametrize("monitor, best", [("val_loss", np.argmin), ("val_accuracy", np.argmax)])
 def test_best_epoch_and_kept_weights_follow_the_monitor(tmp_path, tiny_cache, monitor, best):
     work = make_project(tmp_path, tiny_cache, epochs=6, patience=6, monitor=monitor)

@@ -15,23 +15,26 @@ class BatchProgress(keras.callbacks.Callback):
         super().__init__()
         self.desc = desc
         self.bar: tqdm | None = None
+        self._title = desc
 
-    def _open(self, desc: str) -> None:
-        self.bar = tqdm(total=self.params.get("steps"), desc=desc, unit="batch", leave=False)
+    def _open(self, _batch: int, logs=None) -> None:
+        """The bar opens with the first batch: after Keras' own "Epoch N/M" line (a later callback), not under it."""
+        if self.bar is None:
+            self.bar = tqdm(total=self.params.get("steps"), desc=self._title, unit="batch", leave=False)
 
     def _advance(self, end_step: int, logs=None) -> None:
         done = end_step + 1 if self.bar.total is None else min(end_step + 1, self.bar.total)
         self.bar.update(done - self.bar.n)
 
     def _close(self, *_args) -> None:
-        self.bar.refresh()  # the last count is shown (and logged) even when it came within tqdm's update interval
-        self.bar.close()
+        if self.bar is not None:
+            self.bar.refresh()  # the last count is shown (and logged) even when it came within tqdm's update interval
+            self.bar.close()
+            self.bar = None
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._open(f"{self.desc} epoch {epoch + 1}")
+        self._title = f"{self.desc} epoch {epoch + 1}"
 
-    def on_predict_begin(self, logs=None):
-        self._open(self.desc)
-
+    on_train_batch_begin = on_predict_batch_begin = _open
     on_train_batch_end = on_predict_batch_end = _advance
     on_epoch_end = on_predict_end = _close
