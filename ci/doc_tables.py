@@ -3,10 +3,12 @@ stale):
 
     .venv/bin/python ci/doc_tables.py
 
-families: `python -m imageclf.models` (the model registry); augment: imageclf/cache/augment_levels.py;
+train_keys: imageclf/train/settings.py and params.yaml's train_defaults; families: `python -m imageclf.models`
+(the model registry); augment: imageclf/cache/augment_levels.py;
 results: reports/compare/comparison.md (the pipeline); export: reports/export/metrics.json (the export stage);
 elpv: bench/results/elpv_*.json (bench/elpv_transfer.py); own_data: bench/results/own_data_*.json (bench/own_data.py);
-scale: bench/results/scale.json (bench/scale.py); storage: bench/results/storage.json (bench/storage.py).
+scale: bench/results/scale.json (bench/scale.py); storage: bench/results/storage.json (bench/storage.py); recipes:
+bench/results/recipes.json (bench/recipes.py).
 """
 
 from __future__ import annotations
@@ -15,22 +17,38 @@ import json
 import re
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = {"README.md": ("results",), "docs/training.md": ("families", "augment"), "docs/export.md": ("export",),
-         "docs/benchmarks.md": ("elpv", "own_data", "scale", "storage")}  # which generated blocks each page holds
+# which generated blocks each page holds
+PAGES = {"README.md": ("results",), "docs/training.md": ("train_keys", "families", "augment"),
+         "docs/export.md": ("export",), "docs/benchmarks.md": ("elpv", "own_data", "scale", "storage", "recipes")}
 
 
 def blocks() -> dict[str, str]:
     from imageclf.cache.augment_levels import LEVELS, NAMES, SETTINGS
     from imageclf.models.registry import listing
+    from imageclf.train.settings import PARAMS
 
+    defaults = yaml.safe_load((ROOT / "params.yaml").read_text())["train_defaults"]
     return {"families": listing(), "augment": augment_table(LEVELS, NAMES, SETTINGS),
+            "train_keys": keys_table(PARAMS.fields, defaults),
             "results": (ROOT / "reports/compare/comparison.md").read_text().strip(),
             "export": export_table(json.loads((ROOT / "reports/export/metrics.json").read_text())),
             "elpv": elpv_table(sorted(ROOT.glob("bench/results/elpv_*.json"))),
             "own_data": own_data_table(sorted(ROOT.glob("bench/results/own_data_*.json"))),
             "scale": scale_table(json.loads((ROOT / "bench/results/scale.json").read_text())),
-            "storage": storage_table(json.loads((ROOT / "bench/results/storage.json").read_text()))}
+            "storage": storage_table(json.loads((ROOT / "bench/results/storage.json").read_text())),
+            "recipes": recipes_table(json.loads((ROOT / "bench/results/recipes.json").read_text()))}
+
+
+def keys_table(fields: dict, defaults: dict) -> str:
+    """A params section's keys as a Markdown table: default (params.yaml), accepted values, meaning."""
+    lines = ["| key | default | accepts | meaning |", "|---|---|---|---|"]
+    for key, field in fields.items():
+        accepts = field.accepts().replace("|", "\\|")
+        lines.append(f"| `{key}` | {json.dumps(defaults[key])} | {accepts} | {field.doc} |")
+    return "\n".join(lines)
 
 
 def augment_table(levels: dict[int, dict], names: dict[int, str], settings: dict[str, str]) -> str:
@@ -117,6 +135,23 @@ def scale_table(result: dict) -> str:
             cells = [" / ".join(fmt.format(r[key]) for r in rows)
                      for key, fmt in (("seconds", "{:.0f} s"), ("peak_rss_mb", "{:,} MB"), ("disk_mb", "{:,.0f} MB"))]
             lines.append(f"| {int(n):,} | {stage} | {' | '.join(cells)} | {growth} |")
+    return "\n".join(lines)
+
+
+def recipes_table(result: dict) -> str:
+    """One row per training-recipe variant: test accuracy with its interval and the gain over the baseline, best
+    epoch, seconds per epoch and its ratio to the baseline's."""
+    base = result["variants"]["baseline"]
+    lines = [f"`{result['model']}` on {result['train_images']:,} Fashion-MNIST training images "
+             f"(data.max_per_class {result['max_per_class']}), {base['test_images']:,} test images, one seed, at "
+             f"{result['rev']}:", "",
+             "| variant | test accuracy | vs baseline | best epoch / run | s per epoch (x baseline) |",
+             "|---|---|---|---|---|"]
+    for name, row in result["variants"].items():
+        gain = "-" if row is base else f"{(row['test_accuracy'] - base['test_accuracy']) * 100:+.2f} pts"
+        lines.append(f"| {name} | {row['test_accuracy']:.2%} +- {row['interval']:.2%} | {gain} | "
+                     f"{row['best_epoch']} / {row['epochs_run']} | {row['s_per_epoch']} "
+                     f"({row['s_per_epoch'] / base['s_per_epoch']:.2f}x) |")
     return "\n".join(lines)
 
 

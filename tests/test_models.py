@@ -108,7 +108,7 @@ def with_entry(**entry) -> dict:
     ({"family": "cnn_flowers", "conv_dropout": 1}, r"'train.probe.conv_dropout' must be a rate in \[0, 1\)"),
     ({"family": "lenet5", "activation": "relux"}, r"'train.probe.activation' must be one of relu, .*; got 'relux' "
                                                   r"\(did you mean 'relu'\?\)"),
-    ({"family": "lenet5", "l2": "strong"}, r"'train.probe.l2' must be an integer or a number, got 'strong'"),
+    ({"family": "lenet5", "l2": "strong"}, r"'train.probe.l2' must be a number, got 'strong'"),
     ({"family": "cnn_lego", "kernel": 0}, r"'train.probe.kernel' must be >= 1, got 0"),
     ({"family": "mlp", "units": [8]}, r"'train.probe.units' is neither .*; family keys: dense, dropout, l2"),
     ({"lr": 0.1}, r"'train.probe' needs a 'family' key"),

@@ -153,10 +153,15 @@ def killed_after(work: Path, epochs: int) -> int:
     return json.loads(state.read_text())["epoch"] + 1
 
 
-def test_resume_after_kill_matches_an_uninterrupted_run(tmp_path, tiny_cache):
+# the weights' moving average (validated, kept, checkpointed swapped), one-hot mixed labels, erased patches
+RECIPES = {"ema": 0.9, "mixup": 0.4, "random_erasing": 0.5, "label_smoothing": 0.1}
+
+
+@pytest.mark.parametrize("recipe", [{}, RECIPES], ids=["augment", "recipes"])
+def test_resume_after_kill_matches_an_uninterrupted_run(tmp_path, tiny_cache, recipe):
     # min_steps 150 makes each epoch two passes over the 84 training images (11 steps a pass): a resume starts at
     # the right pass too, with the same augmented and oversampled batches
-    entry = {"epochs": 8, "patience": 8, "min_steps": 150, "augment": 1, "oversample": True}
+    entry = {"epochs": 8, "patience": 8, "min_steps": 150, "augment": 1, "oversample": True, **recipe}
     straight = make_project(tmp_path / "straight", tiny_cache, **entry)
     killed = make_project(tmp_path / "killed", tiny_cache, **entry)
     run_train(straight)
@@ -170,6 +175,32 @@ def test_resume_after_kill_matches_an_uninterrupted_run(tmp_path, tiny_cache):
     rows = (killed / "reports/train/tiny/plots/metrics/train/loss.tsv").read_text().splitlines()
     assert [r.split("\t")[0] for r in rows[1:]] == [str(s) for s in range(8)]
     assert not (killed / "models/tiny/checkpoints/state.json").exists()
+
+
+def test_ema_keeps_the_moving_average_of_the_weights(tmp_path, tiny_cache):
+    """Keras' average starts at the weights after the first step (an Adam step moves each weight by lr); with momentum
+    0.99999 it barely leaves them: runs at lr 0.001 and 0.01 keep models within 0.011 of each other, runs without
+    ema keep models far apart."""
+    kept = {}
+    for ema in (0.99999, 0):
+        for lr in (0.001, 0.01):
+            work = make_project(tmp_path / f"{ema}-{lr}", tiny_cache, ema=ema, lr=lr, epochs=2, patience=2)
+            run_train(work)
+            kept[ema, lr] = np.concatenate([w.ravel() for w in weights(work)])
+    assert np.abs(kept[0.99999, 0.001] - kept[0.99999, 0.01]).max() < 0.011
+    assert np.abs(kept[0, 0.001] - kept[0, 0.01]).max() > 0.05
+
+
+def test_mixup_and_cutmix_together_are_one_line(tmp_path, tiny_cache):
+    work = make_project(tmp_path, tiny_cache, mixup=0.2)
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    params["train"]["tiny"]["cutmix"] = 1.0
+    (work / "params.yaml").write_text(yaml.safe_dump(params))
+    proc = subprocess.run([sys.executable, "-m", "stages.train", "tiny"], cwd=work, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "params.yaml: 'train.tiny' has mixup 0.2 and cutmix 1.0: they are alternatives, set one of them to 0" \
+        in proc.stderr
 
 
 def test_changed_params_do_not_resume_a_stale_checkpoint(tmp_path, tiny_cache):
@@ -196,6 +227,68 @@ def test_oversampling_balances_classes(tiny_cache):
     drawn = np.concatenate([y.numpy() for _, y in ds.take(steps)])
     share = np.bincount(drawn, minlength=3) / len(drawn)
     assert np.all(np.abs(share - 1 / 3) < 0.08), share
+
+
+def recipe_batches(cache: Path, **recipe) -> tuple[np.ndarray, np.ndarray]:
+    """The first training batch of 32 (images, one-hot labels) with a recipe, the same order as without."""
+    images, labels = next(iter(loader.dataset(cache, "train", 32, shuffle=True, seed=3, epochs=(0, 1), one_hot=True,
+                                              **recipe)))
+    return images.numpy(), labels.numpy()
+
+
+def test_mixup_blends_two_images_and_their_labels_by_the_same_weight(tiny_cache):
+    plain, onehot = recipe_batches(tiny_cache)
+    mixed, soft = recipe_batches(tiny_cache, mixup=0.4)
+    assert np.allclose(soft.sum(axis=1), 1) and ((soft > 0.01) & (soft < 0.99)).any()
+    blended = 0
+    for i in range(len(plain)):
+        # mixed[i] = w * plain[i] + (1 - w) * plain[j] for one j, and soft[i] = w * onehot[i] + (1 - w) * onehot[j]
+        fits = []
+        for j in range(len(plain)):
+            d = (plain[i] - plain[j]).ravel()
+            w = 1.0 if not d.any() else float(np.dot((mixed[i] - plain[j]).ravel(), d) / np.dot(d, d))
+            if np.allclose(mixed[i], w * plain[i] + (1 - w) * plain[j], atol=1e-4) and \
+                    np.allclose(soft[i], w * onehot[i] + (1 - w) * onehot[j], atol=1e-4):
+                fits.append(w)
+        assert fits, f"image {i} is not a blend of two images with its label's weights"
+        blended += min(fits) < 0.99
+    assert blended > len(plain) // 2
+
+
+def test_cutmix_pastes_a_patch_and_labels_by_its_area(tiny_cache):
+    plain, onehot = recipe_batches(tiny_cache)
+    mixed, soft = recipe_batches(tiny_cache, cutmix=1.0)
+    pasted = 0
+    for i in range(len(plain)):
+        changed = ~np.isclose(mixed[i], plain[i]).all(axis=-1)
+        if not changed.any():
+            continue
+        pasted += 1
+        rows, cols = np.flatnonzero(changed.any(axis=1)), np.flatnonzero(changed.any(axis=0))
+        # the changed pixels lie in one rectangle, all from one other image j of the batch
+        donors = [j for j in range(len(plain)) if np.allclose(mixed[i][changed], plain[j][changed])]
+        assert donors and changed.sum() <= len(rows) * len(cols)
+        # the label gives the donor the patch's share of the image: at least the changed box (the patch's border
+        # pixels can be equal in both images), less the rounding of the box to whole pixels (a 16 px row is 6%)
+        box = (rows[-1] - rows[0] + 1) * (cols[-1] - cols[0] + 1) / changed.size
+        w = 1 - soft[i] @ onehot[i]  # the weight moved off the image's own class
+        assert any(np.allclose(soft[i], (1 - w) * onehot[i] + w * onehot[j], atol=1e-4) and
+                   (w >= box - 0.03 or np.array_equal(onehot[i], onehot[j])) for j in donors)
+    assert pasted > len(plain) // 2
+
+
+@pytest.mark.parametrize("probability", [0.0, 0.5, 1.0])
+def test_random_erasing_changes_one_patch_of_that_share_of_images(tiny_cache, probability):
+    plain, onehot = recipe_batches(tiny_cache)
+    erased, labels = recipe_batches(tiny_cache, erase=probability)
+    assert np.array_equal(labels, onehot)
+    changed = [~np.isclose(e, p).all(axis=-1) for e, p in zip(erased, plain, strict=True)]
+    share = np.mean([c.any() for c in changed])
+    assert share == probability if probability in (0.0, 1.0) else 0.25 < share < 0.75
+    for c in changed:
+        if c.any():  # one rectangle: its bounding box is no larger than twice the changed pixels (noise can match)
+            rows, cols = np.flatnonzero(c.any(axis=1)), np.flatnonzero(c.any(axis=0))
+            assert c.sum() >= 0.5 * (rows[-1] - rows[0] + 1) * (cols[-1] - cols[0] + 1)
 
 
 def test_the_retrain_on_train_val_keeps_the_entry_settings_and_is_the_saved_model(tmp_path, tiny_cache, monkeypatch):

@@ -212,25 +212,31 @@ def test_an_interrupted_transfer_run_resumes_to_the_same_model(lite0_project, ca
 
 
 def test_augmentation_or_no_feature_set_trains_through_the_backbone(lite0_project, capsys, monkeypatch):
-    """What fit consumes: 1280 cached features a picture for the plain frozen entry, the (augmented) pictures for an
-    entry with augment > 0 or with no features set."""
+    """What fit consumes: 1280 cached features a picture for the plain frozen entry (with label smoothing: one-hot
+    labels), the (augmented) pictures for an entry with augment > 0, cutmix (mixed one-hot labels) or with no
+    features set."""
     consumed = []
     real_fit = keras.Model.fit
 
     def spy(self, x, *args, **kwargs):
-        consumed.append(tuple(next(iter(x))[0].shape[1:]))
+        images, labels = next(iter(x))
+        consumed.append((tuple(images.shape[1:]), tuple(labels.shape[1:])))
         return real_fit(self, x, *args, **kwargs)
 
     monkeypatch.setattr(keras.Model, "fit", spy)
-    lite0_project.params["train"]["lite0_aug"] = {**lite0_project.params["train"]["lite0"], "augment": 1,
-                                                  "epochs": 1}
+    entries = {"lite0_1": {}, "lite0_aug": {"augment": 1}, "lite0_cutmix": {"cutmix": 1.0},
+               "lite0_smooth": {"label_smoothing": 0.1}}
+    for name, keys in entries.items():
+        lite0_project.params["train"][name] = {**lite0_project.params["train"]["lite0"], **keys, "epochs": 1}
     lite0_project.params["train"]["lite0_64"] = {"family": "transfer", "input_size": 64, "dense": [16], "epochs": 1}
-    lite0_project.params["train"]["lite0_1"] = {**lite0_project.params["train"]["lite0"], "epochs": 1}
-    for name in ("lite0_1", "lite0_aug", "lite0_64"):
+    for name in (*entries, "lite0_64"):
         train(lite0_project, name)
-    assert consumed == [(1280,), (16, 16, 1), (16, 16, 1)]
+    picture, features, integer, one_hot = (16, 16, 1), (1280,), (), (3,)
+    assert consumed == [(features, integer), (picture, integer), (picture, one_hot), (features, one_hot),
+                        (picture, integer)]
     out = capsys.readouterr().out
     assert "augment 1 changes every image each epoch, so cached features are not used" in out
+    assert "cutmix 1.0 changes every image each epoch, so cached features are not used" in out
     assert "training through the frozen backbone (slower); name a params.yaml 'features:' set" in out
 
 

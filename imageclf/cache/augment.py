@@ -79,13 +79,36 @@ def augmenter(level: int, seed: int) -> keras.Sequential | None:
     return keras.Sequential(layers, name=f"augment_level_{level}")
 
 
-def augment_batch(pipeline: keras.Sequential, images, epoch, step):
-    """Apply the pipeline with random state keyed on (layer seed, epoch, step): reproducible across resumes."""
+def recipe_layers(erase: float, mixup: float, cutmix: float, seed: int) -> list[keras.layers.Layer]:
+    """The training-recipe augmentations after the level's: random erasing of a patch (2-33% of the image, noise) with
+    probability `erase` per image, then MixUp (Beta(mixup, mixup) weights) or CutMix (Beta(cutmix, cutmix) patch
+    areas) across the batch, which mix the one-hot labels too."""
+    layers: list[keras.layers.Layer] = []
+    if erase:
+        layers.append(keras.layers.RandomErasing(factor=(erase, erase), value_range=(0, 1), seed=seed + 8,
+                                                 dtype="float32"))
+    if mixup:
+        layers.append(keras.layers.MixUp(alpha=mixup, seed=seed + 9, dtype="float32"))
+    if cutmix:
+        layers.append(keras.layers.CutMix(factor=cutmix, seed=seed + 10, dtype="float32"))
+    return layers
+
+
+MIXING = (keras.layers.MixUp, keras.layers.CutMix)  # layers that take and mix the labels too
+
+
+def augment_batch(layers: list[keras.layers.Layer], images, labels, epoch, step):
+    """(images, labels) through the layers, with random state keyed on (layer seed, epoch, step): reproducible across
+    resumes. Mixing layers need one-hot labels."""
     import tensorflow as tf
 
-    for layer in pipeline.layers:
+    for layer in layers:
         state = layer.generator.state
         key = tf.stack([tf.cast(layer.seed or 0, tf.int64), tf.cast(epoch, tf.int64) * (1 << 20) + step])
         state.assign(tf.cast(key, state.dtype))
-        images = layer(images, training=True)
-    return images
+        if isinstance(layer, MIXING):
+            mixed = layer({"images": images, "labels": labels}, training=True)
+            images, labels = mixed["images"], mixed["labels"]
+        else:
+            images = layer(images, training=True)
+    return images, labels

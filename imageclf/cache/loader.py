@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from imageclf.cache.augment import augment_batch, augmenter
+from imageclf.cache.augment import augment_batch, augmenter, recipe_layers
 from imageclf.cache.shards import LABEL_BYTES, load_split, read_meta
 from imageclf.core.errors import UserError
 
@@ -26,13 +26,16 @@ SHUFFLE_BYTES = 256 << 20  # ...and at most this many bytes of them (50,000 reco
 
 def dataset(prepared: Path, split: str | tuple[str, ...], batch_size: int, *, shuffle: bool = False,
             augment: int = 0, seed: int = 0, epochs: tuple[int, int] | None = None, passes: int = 1,
-            oversample: bool = False, cache: bool | None = None) -> tf.data.Dataset:
-    """Batches of (float32 images in [0, 1], int32 labels) from one split (or several, read as one) of the cache.
+            oversample: bool = False, cache: bool | None = None, one_hot: bool = False, erase: float = 0.0,
+            mixup: float = 0.0, cutmix: float = 0.0) -> tf.data.Dataset:
+    """Batches of (float32 images in [0, 1], int32 labels) from one split (or several, read as one) of the cache;
+    one_hot: float32 one-hot labels instead (needed by mixup / cutmix, which mix them).
 
     epochs=(first, stop) yields the batches of those epochs back to back (for fit with steps_per_epoch), each epoch
     `passes` passes over the data (a small dataset's budget: train/settings.resolve_budget), its order keyed on
     (seed, epoch) so a resumed run reads what an uninterrupted one would; None yields one pass. oversample draws
-    every class equally often (a pass keeps its size).
+    every class equally often (a pass keeps its size). After the augmentation level: random erasing with probability
+    `erase`, then MixUp or CutMix of that alpha (augment.recipe_layers).
     """
     meta = read_meta(prepared)
     names = (split,) if isinstance(split, str) else split
@@ -55,7 +58,10 @@ def dataset(prepared: Path, split: str | tuple[str, ...], batch_size: int, *, sh
 
     in_memory = cache if cache is not None else sum(map(os.path.getsize, files)) <= IN_MEMORY_LIMIT
     cached = read(files).cache() if in_memory else None
-    model = augmenter(augment, seed) if augment else None
+    pipeline = augmenter(augment, seed) if augment else None
+    layers = [*(pipeline.layers if pipeline else []), *recipe_layers(erase, mixup, cutmix, seed)]
+    if (mixup or cutmix) and not one_hot:
+        raise ValueError("mixup and cutmix mix the labels: they need one_hot=True")
     n_classes = len(meta["classes"])
     held = max(1, min(SHUFFLE_BUFFER, SHUFFLE_BYTES // record))  # records in shuffle buffers
 
@@ -94,9 +100,10 @@ def dataset(prepared: Path, split: str | tuple[str, ...], batch_size: int, *, sh
         else:
             ds = ds.map(decode_image, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
             ds = ds.batch(batch_size).repeat(passes).map(lambda x, y: (tf.cast(x, tf.float32) / 255.0, y))
-        if model is not None:  # one call at a time: the seeded state sequence stays deterministic
-            ds = ds.enumerate().map(lambda step, xy: (augment_batch(model, xy[0], epoch, step), xy[1]),
-                                    num_parallel_calls=1)
+        if one_hot:
+            ds = ds.map(lambda x, y: (x, tf.one_hot(y, n_classes)))
+        if layers:  # one call at a time: the seeded state sequence stays deterministic
+            ds = ds.enumerate().map(lambda step, xy: augment_batch(layers, *xy, epoch, step), num_parallel_calls=1)
         return ds
 
     if epochs is None:  # a known length: Keras then does not warn "ran out of data" at the end of validation
@@ -112,6 +119,16 @@ def _label(record: tf.Tensor) -> tf.Tensor:
     return two[..., 0] + two[..., 1] * 256
 
 
+def soft_labels(cfg: dict) -> bool:
+    """Whether the entry trains on one-hot labels (label smoothing, mixup and cutmix change them)."""
+    return bool(cfg["label_smoothing"] or cfg["mixup"] or cfg["cutmix"])
+
+
+def changes_images(cfg: dict) -> bool:
+    """Whether the entry changes its training images each epoch (then cached backbone features cannot be used)."""
+    return bool(cfg["augment"] not in (0, "auto") or cfg["random_erasing"] or cfg["mixup"] or cfg["cutmix"])
+
+
 class Images:
     """What a fit reads by default: the prepared images, decoded, shuffled and augmented per the entry, fed to the
     whole model (features.Features is the same for cached backbone features)."""
@@ -124,10 +141,12 @@ class Images:
     def train(self, splits: tuple[str, ...], epochs: tuple[int, int]) -> tf.data.Dataset:
         cfg = self.cfg
         return dataset(self.prepared, splits, cfg["batch_size"], shuffle=True, augment=cfg["augment"],
-                       seed=cfg["seed"], epochs=epochs, passes=cfg["passes_per_epoch"], oversample=cfg["oversample"])
+                       seed=cfg["seed"], epochs=epochs, passes=cfg["passes_per_epoch"], oversample=cfg["oversample"],
+                       one_hot=soft_labels(cfg), erase=cfg["random_erasing"], mixup=cfg["mixup"],
+                       cutmix=cfg["cutmix"])
 
     def val(self) -> tf.data.Dataset:
-        return dataset(self.prepared, "val", self.cfg["batch_size"])
+        return dataset(self.prepared, "val", self.cfg["batch_size"], one_hot=soft_labels(self.cfg))
 
     def labels(self, splits: tuple[str, ...]) -> np.ndarray:
         return np.concatenate([load_split(self.prepared, s)[1] for s in splits])

@@ -53,13 +53,25 @@ class Field:
     def describe(self) -> str:
         names = {bool: "true/false", int: "an integer", float: "a number", str: "a string",
                  list: "a list", dict: "a mapping"}
-        text = " or ".join(names.get(t, t.__name__) for t in self.types)
+        types = [t for t in self.types if not (t is int and float in self.types)]  # (int, float): a number
+        text = " or ".join(names.get(t, t.__name__) for t in types)
         return text + (" or null" if self.nullable else "")
+
+    def accepts(self) -> str:
+        """The values this field takes, in words (for generated tables)."""
+        if self.choices is not None:
+            return " | ".join(map(str, self.choices))
+        if self.check is not None and hasattr(self.check, "expects"):
+            return self.check.expects
+        bounds = [f">= {self.minimum}" if self.minimum is not None else "",
+                  f"<= {self.maximum}" if self.maximum is not None else ""]
+        return self.describe() + "".join(f", {b}" for b in bounds if b)
 
 
 @dataclass(frozen=True)
 class Section:
-    """A params.yaml section: its keys, and an optional rule across keys (raises UserError naming `where`)."""
+    """A params.yaml section: its keys, and an optional rule across keys, called with the section and where it is
+    ("params.yaml: 'train.lenet5'"); it raises a UserError that starts with that."""
 
     fields: Mapping[str, Field]
     rules: Callable[[dict, str], None] | None = field(default=None, compare=False)
@@ -80,6 +92,10 @@ def rate(value: float) -> str | None:
 
 def positive(value: float) -> str | None:
     return None if value > 0 else f"must be > 0, got {value!r}"
+
+
+rate.expects = "a number in [0, 1)"
+positive.expects = "a number > 0"
 
 
 def int_list(min_len: int) -> Callable[[Any], str | None]:
@@ -109,7 +125,7 @@ def validate_section(name: str, section: Any, schema: Section | Mapping[str, Fie
         if problem:
             raise UserError(f"{where}: '{name}.{key}' {problem}")
     if isinstance(schema, Section) and schema.rules:
-        schema.rules(section, where)
+        schema.rules(section, f"{where}: '{name}'")
     return section
 
 

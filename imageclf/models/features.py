@@ -60,8 +60,8 @@ def sets(section: object) -> dict[str, dict]:
 
 def used(cfgs: list[dict]) -> set[str]:
     """The feature sets that these transfer entries (model_config dicts) train their heads on: a frozen entry naming a
-    set, without augmentation (an augmented entry trains through the backbone)."""
-    return {c["hyper"]["features"] for c in cfgs if c["hyper"].get("features") and c["augment"] in (0, "auto")}
+    set, without augmentation (an entry whose images change each epoch trains through the backbone)."""
+    return {c["hyper"]["features"] for c in cfgs if c["hyper"].get("features") and not loader.changes_images(c)}
 
 
 def update(section: object, wanted: set[str], prepared: Path = paths.PREPARED, root: Path = ROOT,
@@ -177,8 +177,9 @@ def inputs(cfg: dict, hyper: dict, prepared: Path, root: Path = ROOT) -> Feature
         print(f"train {cfg['name']}: training through the frozen backbone (slower); name a params.yaml 'features:' "
               "set in the entry (features: NAME) to train the head on cached features")
         return None
-    if cfg["augment"]:
-        print(f"train {cfg['name']}: augment {cfg['augment']} changes every image each epoch, so cached features "
+    if loader.changes_images(cfg):
+        recipe = ", ".join(f"{k} {cfg[k]}" for k in ("augment", "random_erasing", "mixup", "cutmix") if cfg[k])
+        print(f"train {cfg['name']}: {recipe} changes every image each epoch, so cached features "
               f"are not used: training through the frozen backbone of features.{name} (slower)")
         return None
     directory = Path(root) / name
@@ -186,7 +187,7 @@ def inputs(cfg: dict, hyper: dict, prepared: Path, root: Path = ROOT) -> Feature
         raise UserError(f"train.{cfg['name']}: {directory} does not hold features.{name} of the current prepared "
                         "data; run the features stage first (dvc repro)")
     print(f"train {cfg['name']}: training the head on cached features {directory}")
-    return Features(directory, cfg)
+    return Features(directory, cfg, len(read_meta(prepared)["classes"]))
 
 
 class Features:
@@ -195,24 +196,27 @@ class Features:
 
     part = "head"
 
-    def __init__(self, directory: Path, cfg: dict):
+    def __init__(self, directory: Path, cfg: dict, n_classes: int):
         self.directory, self.cfg = directory, cfg
+        self.one_hot = n_classes if loader.soft_labels(cfg) else 0  # one-hot labels for label smoothing
 
     def train(self, splits: tuple[str, ...], epochs: tuple[int, int]) -> tf.data.Dataset:
         cfg = self.cfg
         return dataset(self.directory, splits, cfg["batch_size"], shuffle=True, seed=cfg["seed"], epochs=epochs,
-                       passes=cfg["passes_per_epoch"], oversample=cfg["oversample"])
+                       passes=cfg["passes_per_epoch"], oversample=cfg["oversample"], one_hot=self.one_hot)
 
     def val(self) -> tf.data.Dataset:
-        return dataset(self.directory, "val", self.cfg["batch_size"])
+        return dataset(self.directory, "val", self.cfg["batch_size"], one_hot=self.one_hot)
 
     def labels(self, splits: tuple[str, ...]) -> np.ndarray:
         return np.concatenate([np.load(self.directory / f"{s}_labels.npy") for s in splits])
 
 
 def dataset(directory: Path, split: str | tuple[str, ...], batch_size: int, *, shuffle: bool = False, seed: int = 0,
-            epochs: tuple[int, int] | None = None, passes: int = 1, oversample: bool = False) -> tf.data.Dataset:
-    """Batches of (features, labels), ordered like loader.dataset: each pass's order keyed on (seed, epoch, pass)."""
+            epochs: tuple[int, int] | None = None, passes: int = 1, oversample: bool = False,
+            one_hot: int = 0) -> tf.data.Dataset:
+    """Batches of (features, labels), ordered like loader.dataset: each pass's order keyed on (seed, epoch, pass);
+    one_hot > 0: float32 one-hot labels of that many classes (label smoothing)."""
     x, y = load(directory, split)
     classes = [np.flatnonzero(y == k) for k in np.unique(y)]
 
@@ -236,6 +240,8 @@ def dataset(directory: Path, split: str | tuple[str, ...], batch_size: int, *, s
 
     spec = (tf.TensorSpec((None, *x.shape[1:]), tf.float32), tf.TensorSpec((None,), tf.int32))
     ds = tf.data.Dataset.from_generator(batches, output_signature=spec)
+    if one_hot:
+        ds = ds.map(lambda f, k: (f, tf.one_hot(k, one_hot)))
     # one pass gets a known length: Keras then does not warn "ran out of data" at the end of validation
     one_pass = tf.data.experimental.assert_cardinality(-(-len(y) // batch_size))
     return (ds.repeat() if epochs else ds.apply(one_pass)).prefetch(tf.data.AUTOTUNE)

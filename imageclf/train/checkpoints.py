@@ -28,6 +28,17 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
         return {"wait": self.wait, "best": float(self.best), "best_epoch": self.best_epoch}
 
 
+class ResumableSwapEMAWeights(keras.callbacks.SwapEMAWeights):
+    """Keras' SwapEMAWeights with swap_on_epoch: validation, early stopping and the checkpoints after it see the
+    optimizer's moving average of the weights, and each epoch trains on the raw ones. A checkpoint is saved with them
+    swapped, so a run that resumes from one starts swapped: its first epoch swaps back, as an uninterrupted run's
+    does (with the same arithmetic, so the weights stay bit for bit the same)."""
+
+    def __init__(self, resumed: bool):
+        super().__init__(swap_on_epoch=True)
+        self._ema_weights_in_model = resumed
+
+
 class Checkpoints(keras.callbacks.Callback):
     """Keep the last epoch (model with optimizer state + run state) and the best epoch; nothing per epoch.
 

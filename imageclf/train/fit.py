@@ -26,7 +26,14 @@ from imageclf.cache import loader
 from imageclf.cache.shards import read_meta
 from imageclf.core.errors import UserError
 from imageclf.models.registry import REGISTRY
-from imageclf.train.checkpoints import Checkpoints, ResumableEarlyStopping, Timer, drop_logged_steps, fingerprint
+from imageclf.train.checkpoints import (
+    Checkpoints,
+    ResumableEarlyStopping,
+    ResumableSwapEMAWeights,
+    Timer,
+    drop_logged_steps,
+    fingerprint,
+)
 from imageclf.train.config import check_input
 from imageclf.train.progress import BatchProgress
 from imageclf.train.settings import MONITORS, OPTIMIZERS, budget_line, learning_rate, resolve_budget
@@ -49,8 +56,16 @@ def single_phase(epochs: int) -> list[Phase]:
 def make_optimizer(cfg: dict) -> keras.optimizers.Optimizer:
     """The entry's optimizer (settings.OPTIMIZERS names the Keras class and the keys it takes)."""
     name, keys = OPTIMIZERS[cfg["optimizer"]]
+    ema = {"use_ema": True, "ema_momentum": cfg["ema"]} if cfg["ema"] else {}
     return getattr(keras.optimizers, name)(cfg["lr"], weight_decay=cfg["weight_decay"] or None,
-                                           **{key: cfg[key] for key in keys})
+                                           **{key: cfg[key] for key in keys}, **ema)
+
+
+def make_loss(cfg: dict) -> keras.losses.Loss:
+    """Cross-entropy on the labels the inputs give: one-hot with label smoothing, mixup or cutmix, else integers."""
+    if loader.soft_labels(cfg):
+        return keras.losses.CategoricalCrossentropy(label_smoothing=cfg["label_smoothing"])
+    return keras.losses.SparseCategoricalCrossentropy()
 
 
 AUTO_STEPS_PER_EXECUTION = 16  # bench/steps_bench.py: small models gain most, none loses
@@ -133,7 +148,7 @@ def _all_layers(model: keras.Model):
 def _compile(model: keras.Model, cfg: dict, xla: bool, steps: int) -> None:
     """Compile for `steps` training batches per epoch."""
     replicas = tf.distribute.get_strategy().num_replicas_in_sync  # (compiled inside the strategy's scope)
-    model.compile(make_optimizer(cfg), loss="sparse_categorical_crossentropy", metrics=["accuracy"], jit_compile=xla,
+    model.compile(make_optimizer(cfg), loss=make_loss(cfg), metrics=["accuracy"], jit_compile=xla,
                   steps_per_execution=steps_per_execution(cfg, steps, replicas))
 
 
@@ -161,7 +176,8 @@ def fit(fitted: keras.Model, cfg: dict, inputs, phases: list[Phase], splits: tup
     def lr(epoch: int, _lr: float) -> float:
         return learning_rate(cfg, epoch) * next(p.lr_factor for p in reversed(phases) if epoch >= p.start)
 
-    callbacks = [keras.callbacks.LearningRateScheduler(lr), *([early] if early else []), *(callbacks or []),
+    swap = [ResumableSwapEMAWeights(resumed=first > 0)] if cfg["ema"] and early else []  # (before early stopping)
+    callbacks = [keras.callbacks.LearningRateScheduler(lr), *swap, *([early] if early else []), *(callbacks or []),
                  BatchProgress(f"train {cfg['name']}")]
     epochs_run = first
     for phase in phases:

@@ -7,7 +7,8 @@ import math
 from collections.abc import Callable
 
 from imageclf.cache.augment_levels import LEVELS
-from imageclf.core.params import NUMBER, Field, Section, positive
+from imageclf.core.errors import UserError
+from imageclf.core.params import NUMBER, Field, Section, positive, rate
 
 # optimizer name -> (keras.optimizers class, the training keys it takes besides lr and weight_decay)
 OPTIMIZERS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -53,6 +54,7 @@ def _auto_or(accepts: Callable[[int], bool], expected: str) -> Callable[[int | s
         if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and accepts(value)):
             return None
         return f"must be auto or {expected}, got {value!r}"
+    check.expects = f"auto or {expected}"
     return check
 
 
@@ -106,28 +108,52 @@ def budget_line(cfg: dict) -> str:
     return text
 
 
+def _one_mixer(cfg: dict, where: str) -> None:
+    if cfg["mixup"] and cfg["cutmix"]:
+        raise UserError(f"{where} has mixup {cfg['mixup']} and cutmix {cfg['cutmix']}: they are alternatives, set "
+                        "one of them to 0")
+
+
 MONITORS = ("val_loss", "val_accuracy")  # what early stopping follows and which epoch's weights are kept
 
 PARAMS = Section({
-    "seed": Field((int,)),
-    "epochs": Field((int,), minimum=1),
-    "batch_size": Field((int, str), check=_auto_or_count),  # auto: see resolve_budget
-    "min_steps": Field((int,), minimum=0),  # optimizer steps a run gets at least (small data: more epochs)
-    "optimizer": Field((str,), choices=tuple(OPTIMIZERS)),
-    "lr": Field(NUMBER, check=positive),
-    "momentum": Field(NUMBER, minimum=0, maximum=1),
-    "weight_decay": Field(NUMBER, minimum=0),
-    "lr_schedule": Field((str,), choices=tuple(SCHEDULES)),
-    "warmup_epochs": Field((int,), minimum=0),
-    "decay_start": Field((int,), minimum=0),
-    "decay_rate": Field(NUMBER, minimum=0),
-    "patience": Field((int,), minimum=1),
-    "monitor": Field((str,), choices=MONITORS),
-    "augment": Field((int, str), check=_auto_or_level),  # auto: see resolve_budget
-    "class_weight": Field((str,), choices=("none", "balanced")),
-    "oversample": Field((bool,)),
-    "retrain_full_epochs": Field((int,), minimum=0),
-    "steps_per_execution": Field((int, str), check=_auto_or_count),
-    "mixed_precision": Field((str,), choices=("auto", "on", "off")),
-    "xla": Field((str,), choices=("auto", "on", "off")),
-})
+    "seed": Field((int,), doc="weights, shuffling and augmentation seed"),
+    "epochs": Field((int,), minimum=1, doc="training epochs at most (early stopping may end sooner)"),
+    "batch_size": Field((int, str), check=_auto_or_count,
+                        doc=f"images a step; auto: the largest of {', '.join(map(str, AUTO_BATCHES))} that gives "
+                            f">= {MIN_STEPS_PER_EPOCH} steps a pass"),
+    "min_steps": Field((int,), minimum=0, doc="optimizer steps a run gets at least: an epoch of a small dataset is "
+                                              "several passes over it"),
+    "optimizer": Field((str,), choices=tuple(OPTIMIZERS), doc="Keras optimizer"),
+    "lr": Field(NUMBER, check=positive, doc="learning rate (the schedule's peak)"),
+    "momentum": Field(NUMBER, minimum=0, maximum=1, doc="sgd and rmsprop momentum"),
+    "weight_decay": Field(NUMBER, minimum=0, doc="decoupled weight decay of the optimizer"),
+    "lr_schedule": Field((str,), choices=tuple(SCHEDULES),
+                         doc="exp_decay: lr * exp(-decay_rate) per epoch from decay_start; warmup_cosine: a linear "
+                             "rise over warmup_epochs, then cosine to 0"),
+    "warmup_epochs": Field((int,), minimum=0, doc="warmup_cosine: epochs of the linear rise"),
+    "decay_start": Field((int,), minimum=0, doc="exp_decay: first decayed epoch"),
+    "decay_rate": Field(NUMBER, minimum=0, doc="exp_decay: rate per epoch"),
+    "patience": Field((int,), minimum=1, doc="early stopping: epochs without a better monitor value"),
+    "monitor": Field((str,), choices=MONITORS, doc="what early stopping follows; the best epoch's weights are kept"),
+    "augment": Field((int, str), check=_auto_or_level,
+                     doc=f"augmentation level (table below); auto: {AUTO_AUGMENT} under {AUTO_AUGMENT_BELOW} "
+                         "training images a class, else 0"),
+    "class_weight": Field((str,), choices=("none", "balanced"), doc="balanced: loss weights against class skew"),
+    "oversample": Field((bool,), doc="draw every class equally often"),
+    "retrain_full_epochs": Field((int,), minimum=0, doc="> 0: retrain a fresh model on train+val for that many "
+                                                        "epochs"),
+    "steps_per_execution": Field((int, str), check=_auto_or_count, doc="batches per call into TensorFlow (auto: 16)"),
+    "mixed_precision": Field((str,), choices=("auto", "on", "off"), doc="float16 compute (auto: on with a GPU)"),
+    "xla": Field((str,), choices=("auto", "on", "off"), doc="XLA compilation (auto: on with a GPU)"),
+    # training recipes, each off at 0 (docs/training.md "Training recipes")
+    "label_smoothing": Field(NUMBER, check=rate, doc="share of the target spread evenly over every class"),
+    "ema": Field(NUMBER, check=rate, doc="momentum of the optimizer's moving average of the weights, which is "
+                                         "validated and kept; 0: off"),
+    "mixup": Field(NUMBER, minimum=0, maximum=1, doc="MixUp alpha: pairs of images and their labels blended by a "
+                                                     "Beta(alpha, alpha) weight"),
+    "cutmix": Field(NUMBER, minimum=0, maximum=1, doc="CutMix alpha: a patch of another image pasted, the labels mixed "
+                                                      "by its area; not with mixup"),
+    "random_erasing": Field(NUMBER, minimum=0, maximum=1, doc="probability that a patch (2-33% of the image) of "
+                                                              "each training image is replaced by noise"),
+}, rules=_one_mixer)
