@@ -12,7 +12,7 @@ TF_PACKAGE := $(firstword $(subst [, ,$(TF)))
 OTHER_TF := $(if $(filter tensorflow,$(TF_PACKAGE)),tensorflow-cpu,tensorflow)
 STAMP := $(VENV)/.installed-$(TF_PACKAGE)
 
-.PHONY: install repro test lint dataset
+.PHONY: install repro test lint dataset browser
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,13 @@ dataset:
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq dataset-fashion-mnist; \
 	fi
 
+# Headless Chromium (Debian) for the test that renders reports/report.html as a user's browser does.
+browser:
+	@if ! command -v chromium-headless-shell >/dev/null && command -v apt-get >/dev/null; then \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium-headless-shell; \
+	fi
+
 repro: dataset $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH dvc repro
 
@@ -43,6 +50,6 @@ lint: $(STAMP)
 # Two pytest workers, one test file each at a time (a file's shared fixtures run once), the longest files first
 # (tests/conftest.py: LONGEST_FIRST); GPU memory grows on demand so the two workers' TensorFlow processes can share
 # one GPU.
-test: dataset $(STAMP) lint
+test: dataset browser $(STAMP) lint
 	PATH=$(CURDIR)/$(BIN):$$PATH TF_FORCE_GPU_ALLOW_GROWTH=true \
 		$(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder --durations=10 tests

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import base64
+import html
 import json
 import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import keras
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import ROOT, make_folder_tree, module_project
+from conftest import ROOT, Project, make_folder_tree, module_project
 
 from imageclf.core.errors import UserError
 from imageclf.evaluate import metrics
@@ -203,7 +205,8 @@ def test_report_renders_every_section_with_the_runs_data(trained):
                     "eval/tiny_mlp/gallery.png", "eval/tiny_lenet/gradcam.png", "## Are the differences real?"):
         assert section in report
     for _, row in table.iterrows():  # the score table's row of each model holds that model's figures
-        line = next(r for r in report.splitlines() if r.startswith(f"| {row['model']} |"))
+        line = next(r for r in report.splitlines()  # (the full table, folded below the compact one)
+                    if r.startswith(f"| {row['model']} |") and r.count("|") == len(table.columns) + 1)
         cells = [c.strip() for c in line.strip("|").split("|")]
         assert cells[table.columns.get_loc("test_accuracy")] == f"{row['test_accuracy']:.4f}"
         assert cells[table.columns.get_loc("params_total")] == str(row["params_total"])
@@ -230,6 +233,92 @@ def test_report_renders_every_section_with_the_runs_data(trained):
     assert len(figures) == 3 + 2 * 4  # curves, time, scores; confusion, gallery, Grad-CAM, reliability of each model
     assert embedded == [f.read_bytes() for f in figures]  # each picture inline, in the Markdown page's order
     assert "<table" in page and "tiny_mlp" in page and "src=\"reports/" not in page
+
+
+# Measures the page once it has loaded (images included) and leaves the figures on <body data-probe="...">, which
+# Chromium's --dump-dom prints
+PROBE = """<script>addEventListener('load', () => {
+  const shown = el => el.offsetParent !== null && !el.closest('details:not([open])');
+  document.body.dataset.probe = JSON.stringify({
+    width: innerWidth, scroll: document.documentElement.scrollWidth,
+    images: [...document.images].map(i => ({alt: i.alt, loaded: i.complete && i.naturalWidth > 0,
+                                             right: i.getBoundingClientRect().right})),
+    tables: [...document.querySelectorAll('table')].filter(shown).map(t => [t.scrollWidth, t.clientWidth]),
+    folded: [...document.querySelectorAll('details:not([open]) table')].length,
+    first: document.querySelector('p').textContent});
+});</script>"""
+
+
+def rendered(page: Path, width: int, tmp_path: Path) -> dict:
+    """What headless Chromium lays out for `page` in a window `width` px wide (PROBE's figures)."""
+    browser = shutil.which("chromium-headless-shell")
+    if browser is None:
+        pytest.fail("chromium-headless-shell is not installed; `make test` installs it (Debian package "
+                    "chromium-headless-shell)")
+    probed = tmp_path / "probed.html"
+    probed.write_text(page.read_text().replace("</body>", PROBE + "</body>"))
+    done = subprocess.run([browser, "--no-sandbox", f"--window-size={width},900", "--virtual-time-budget=10000",
+                           "--dump-dom", probed.as_uri()], capture_output=True, text=True, timeout=120)
+    found = re.search(r'data-probe="([^"]*)"', done.stdout)
+    assert found, f"no measurement in Chromium's output: {done.stderr[-2000:]}"
+    return json.loads(html.unescape(found[1]))
+
+
+def test_the_report_fits_a_laptop_screen_in_a_real_browser(trained, tmp_path):
+    """report.html at 1280 px in headless Chromium: no horizontal scrolling, every picture loaded and inside the
+    window, every table that shows fits without scrolling (the full score table is folded), and the page opens with
+    the chosen model's headline."""
+    reports = trained.path / "reports"
+    shown = rendered(reports / "report.html", 1280, tmp_path)
+    assert shown["width"] == 1280 and shown["scroll"] <= 1280, shown["scroll"]
+    assert len(shown["images"]) == 3 + 2 * 4  # curves, time, scores; confusion, gallery, Grad-CAM, reliability each
+    assert all(i["loaded"] and i["right"] <= 1280 for i in shown["images"]), shown["images"]
+    assert shown["tables"] and all(scroll <= client + 1 for scroll, client in shown["tables"]), shown["tables"]
+    assert shown["folded"] == 1
+    table = pd.read_csv(reports / "compare/comparison.csv")
+    chosen = table.loc[table["val_accuracy"].idxmax()]  # export.model best by val.accuracy (ties: the first listed)
+    assert shown["first"].startswith(f"Chosen model: {chosen['model']} (the best val.accuracy, as export chooses). "
+                                     f"On test: accuracy {chosen['test_accuracy']:.2%}")
+
+
+@pytest.mark.parametrize("calibrated", [False, True])
+def test_the_export_carries_the_temperature_only_when_asked(trained, tmp_path, calibrated):
+    """export.calibrated: the ONNX file gives softmax(log p / T) with evaluate's temperature (the same top-1 class),
+    or the probabilities as trained; the card says which. Asked for a model without a temperature: one line."""
+    import onnxruntime
+
+    from imageclf.cache.shards import load_split
+    from imageclf.evaluate.metrics import with_temperature
+
+    project = Project(tmp_path / "p")
+    for part in ("data/prepared", "models/tiny_lenet", "reports/eval/tiny_lenet"):
+        shutil.copytree(trained.path / part, project.path / part)
+    project.params = yaml.safe_load((trained.path / "params.yaml").read_text())
+    project.params["models"]["scratch"] = ["tiny_lenet"]
+    project.params["export"].update(model="tiny_lenet", formats=["onnx"], calibrated=calibrated, latency_runs=2)
+    project.run("export")
+    pixels = np.asarray(load_split(project.path / "data/prepared", "test")[0])
+    session = onnxruntime.InferenceSession(str(project.path / "export/model.onnx"))
+    exported = session.run(None, {session.get_inputs()[0].name: pixels})[0]
+    trained_probs = keras.models.load_model(project.path / "models/tiny_lenet/model.keras").predict(
+        pixels.astype(np.float32) / 255, verbose=0)
+    scores = json.loads((project.path / "reports/eval/tiny_lenet/metrics.json").read_text())
+    t = scores["test"]["calibrated"]["temperature"]
+    assert abs(np.log(t)) > 0.05  # the fixture's temperature changes the probabilities visibly
+    expected = with_temperature(trained_probs, t) if calibrated else trained_probs
+    assert np.allclose(exported, expected, atol=1e-4) and not np.allclose(exported, with_temperature(
+        trained_probs, 1 / t if calibrated else t), atol=1e-3)
+    assert np.array_equal(exported.argmax(axis=1), trained_probs.argmax(axis=1))
+    card = (project.path / "export/model_card.md").read_text()
+    said = ("temperature-scaled probabilities (export.calibrated: true): softmax(log p / " if calibrated
+            else "export.calibrated: true puts it into the exported files")
+    assert said in card
+    if calibrated:
+        del scores["test"]["calibrated"]
+        (project.path / "reports/eval/tiny_lenet/metrics.json").write_text(json.dumps(scores))
+        with pytest.raises(UserError, match=r"^export.calibrated is true, but tiny_lenet has no temperature in "
+                                            r"reports/eval/tiny_lenet/metrics.json \(evaluate.calibrate false"):
+            project.run("export")
 
 
 def test_class_list_mismatch_and_missing_model(trained, tmp_path):

@@ -28,16 +28,33 @@ from imageclf.core.errors import UserError
 from imageclf.deploy import model_card, selection
 from imageclf.deploy.settings import FILES
 from imageclf.evaluate import scoring
+from imageclf.evaluate.metrics import with_temperature
 from imageclf.train import config
 from imageclf.train.settings import resolve_budget
 
 Runner = Callable[[np.ndarray], np.ndarray]
 
 
-def pixel_model(model: keras.Model, shape: tuple[int, int, int]) -> keras.Model:
-    """`model` behind an input of raw uint8 pixels, so a consumer needs no preprocessing of ours."""
+def pixel_model(model: keras.Model, shape: tuple[int, int, int], temperature: float | None = None) -> keras.Model:
+    """`model` behind an input of raw uint8 pixels, so a consumer needs no preprocessing of ours; with a temperature,
+    its probabilities temperature-scaled: softmax(log p / T), as evaluate.metrics.with_temperature."""
     pixels = keras.Input(shape, dtype="uint8", name="pixels")
-    return keras.Model(pixels, model(keras.layers.Rescaling(1 / 255)(pixels)), name=f"{model.name}_pixels")
+    probs = model(keras.layers.Rescaling(1 / 255)(pixels))
+    if temperature is not None:
+        ops = keras.ops
+        probs = keras.layers.Lambda(lambda p: ops.softmax(ops.log(ops.clip(p, 1e-12, 1.0)) / temperature),
+                                    name="temperature")(probs)
+    return keras.Model(pixels, probs, name=f"{model.name}_pixels")
+
+
+def temperature(name: str, scores: dict, split: str) -> float:
+    """The temperature evaluate fitted on val for the model (export.calibrated), or a one-line error."""
+    fitted = scores.get(split, {}).get("calibrated")
+    if fitted is None:
+        raise UserError(f"export.calibrated is true, but {name} has no temperature in reports/eval/{name}/metrics.json "
+                        "(evaluate.calibrate false, or a model retrained on train+val: no held-out val to fit it on); "
+                        "set evaluate.calibrate true, or export.calibrated false")
+    return float(fitted["temperature"])
 
 
 def write(model: keras.Model, out: Path, formats: list[str]) -> dict[str, Path]:
@@ -134,8 +151,12 @@ def export_chosen(p: dict) -> dict:
     pixels = load_split(paths.PREPARED, split)[0][:cfg["parity_images"]]
     if not len(pixels):
         raise UserError(f"evaluate.split '{split}' has no images to check the exported formats on")
+    scores = json.loads((paths.EVAL_REPORTS / name / "metrics.json").read_text())
+    scale = temperature(name, scores, split) if cfg["calibrated"] else None
     reference = model.predict(pixels.astype(np.float32) / 255.0, batch_size=batch, verbose=0)
-    wrapped = pixel_model(model, tuple(meta["shape"]))
+    if scale is not None:  # the numpy definition the exported layer is checked against
+        reference = with_temperature(reference, scale)
+    wrapped = pixel_model(model, tuple(meta["shape"]), scale)
     wrapped.predict_on_batch(pixels[:1])  # Keras' ONNX exporter refuses a model never called (seen with 2 devices)
     if paths.EXPORT.exists():
         shutil.rmtree(paths.EXPORT)
@@ -150,17 +171,16 @@ def export_chosen(p: dict) -> dict:
                         **parity(reference, predict(run, pixels, batch)),
                         **latency(run, pixels, cfg["latency_runs"], batch)}
         print(f"export {name} {fmt}: {formats[fmt]}")
-    scores = json.loads((paths.EVAL_REPORTS / name / "metrics.json").read_text())
     pairs = pd.read_csv(paths.EVAL_REPORTS / name / "confused_pairs.csv")
     entry = resolve_budget(config.model_config(p, name), meta["splits"]["train"]["count"], len(meta["classes"]))
     entry["hyper"] = config.hyperparameters(entry)  # the family's defaults too: the card lists every setting
     card = model_card.render(name, entry, chosen_by, p["data"], p["prepare"], meta, scores, split, pairs, formats,
-                             cfg["tolerance"], model_card.provenance(name))
+                             cfg["tolerance"], model_card.provenance(name), scale)
     (paths.EXPORT / "classes.txt").write_text("\n".join(meta["classes"]) + "\n")
     (paths.EXPORT / "model_card.md").write_text(card)
     paths.EXPORT_REPORTS.mkdir(parents=True, exist_ok=True)
     (paths.EXPORT_REPORTS / "model_card.md").write_text(card)
-    summary = {"model": name, "split": split, "images": len(pixels), **formats}
+    summary = {"model": name, "split": split, "images": len(pixels), "temperature": scale, **formats}
     (paths.EXPORT_REPORTS / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
     off = [f"{fmt} (max |p difference| {formats[fmt]['max_abs_diff']:.2g})" for fmt in files
            if formats[fmt]["max_abs_diff"] > cfg["tolerance"]]

@@ -57,7 +57,8 @@ def provenance(name: str, lock_file: Path = Path("dvc.lock")) -> dict[str, str]:
 
 
 def render(name: str, cfg: dict, chosen_by: str, data: dict, prepare: dict, meta: dict, scores: dict, split: str,
-           pairs: pd.DataFrame, formats: dict[str, dict], tolerance: float, origin: dict[str, str]) -> str:
+           pairs: pd.DataFrame, formats: dict[str, dict], tolerance: float, origin: dict[str, str],
+           temperature: float | None = None) -> str:
     """The card's Markdown."""
     classes, shape = meta["classes"], meta["shape"]
     detail = scores.get(split, {})
@@ -76,12 +77,20 @@ def render(name: str, cfg: dict, chosen_by: str, data: dict, prepare: dict, meta
               "", "## Training", "", markdown_table(_settings(cfg)), "",
               f"## Metrics on {split} ({detail.get('samples', 0)} images never trained on)", ""]
     lines += [markdown_table(_metrics(detail)), ""]
-    if "calibrated" in detail:  # evaluate.calibrate: what the probabilities mean, and how to make them honest
+    if temperature is not None:  # export.calibrated: the files carry the temperature
         fitted = detail["calibrated"]
-        lines += [f"The probabilities are the model's as trained (ECE {detail['ece']:.3f} on {split}). Temperature "
-                  f"scaling fitted on {fitted['val_images']} val images, softmax(log p / {fitted['temperature']:.4g}), "
-                  f"gives ECE {fitted['ece']:.3f} and NLL {fitted['loss']:.3f} (from {detail['loss']:.3f}) without "
-                  "changing any prediction.", ""]
+        lines += [f"The exported files give temperature-scaled probabilities (export.calibrated: true): "
+                  f"softmax(log p / {temperature:.4g}), the temperature fitted on {fitted['val_images']} val images; "
+                  f"on {split} they have ECE {fitted['ece']:.3f} and NLL {fitted['loss']:.3f}, where the model as "
+                  f"trained (models/{name}/model.keras) has {detail['ece']:.3f} and {detail['loss']:.3f}. No "
+                  "prediction changes.", ""]
+    elif "calibrated" in detail:  # evaluate.calibrate: what the probabilities mean, and how to make them honest
+        fitted = detail["calibrated"]
+        lines += [f"The probabilities are the model's as trained (ECE {detail['ece']:.3f} on {split}; "
+                  f"export.calibrated: false). Temperature scaling fitted on {fitted['val_images']} val images, "
+                  f"softmax(log p / {fitted['temperature']:.4g}), gives ECE {fitted['ece']:.3f} and NLL "
+                  f"{fitted['loss']:.3f} (from {detail['loss']:.3f}) without changing any prediction; "
+                  "export.calibrated: true puts it into the exported files.", ""]
     lines += ["## Most confused pairs", ""]
     lines += [markdown_table(pairs.head(5)) if len(pairs) else "No pair above evaluate.min_errors errors.", ""]
     lines += ["## Files", "", f"Each checked against the Keras model on {split} images: largest probability "

@@ -21,4 +21,5 @@ PARAMS = Section({
     "tolerance": Field(NUMBER, minimum=0),  # largest probability difference a format may show against Keras
     "parity_images": Field((int,), minimum=1),  # evaluate.split images of the parity check
     "latency_runs": Field((int,), minimum=1),  # single-image calls timed per format
+    "calibrated": Field((bool,)),  # the files give temperature-scaled probabilities (evaluate's temperature)
 })

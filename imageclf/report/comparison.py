@@ -9,6 +9,7 @@ import pandas as pd
 
 from imageclf.core.errors import UserError
 from imageclf.core.params import NUMBER, Field, Section
+from imageclf.deploy import selection
 from imageclf.evaluate import stats
 from imageclf.report import diagnostics, plots
 from imageclf.report.page import html_page, markdown_page, markdown_table
@@ -144,11 +145,12 @@ def _verdict(row: dict, alpha: float) -> str:
 
 
 def write(models: list[str], root: Path, detail_split: str, alpha: float = 0.05,
-          target: float | None = None, seeds: dict | None = None) -> pd.DataFrame:
+          target: float | None = None, seeds: dict | None = None, export: dict | None = None) -> pd.DataFrame:
     """Write reports/compare/* and reports/report.{md,html}; return the comparison table.
 
     seeds: params.yaml `seeds:`; the spread over the seeded runs of the models it names goes to seeds.csv, the
-    report and the score chart's whiskers.
+    report and the score chart's whiskers. export: params.yaml `export:`, whose choice of model the report's headline
+    is about (default: best by val accuracy).
     """
     train_dir, eval_dir, out = root / "train", root / "eval", root / "compare"
     out.mkdir(parents=True, exist_ok=True)
@@ -173,10 +175,71 @@ def write(models: list[str], root: Path, detail_split: str, alpha: float = 0.05,
     plots.time_to_accuracy(curves(models, train_dir), out / "time_to_accuracy.png")
     plots.score_bars(frame, f"{detail_split}_accuracy", f"{detail_split}_macro_f1", out / "scores.png",
                      spread.set_index("model") if len(spread) else None)
-    sections = _report_sections(models, frame, pairs, spread, root, detail_split, alpha, found)
+    chosen = _chosen(models, export or {"model": "best", "metric": "val.accuracy"}, root / "eval", frame, detail_split)
+    sections = _report_sections(models, frame, pairs, spread, root, detail_split, alpha, found, chosen)
     (root / "report.md").write_text(markdown_page(sections, root))
     (root / "report.html").write_text(html_page(sections, "Model comparison"))
     return frame
+
+
+def _chosen(models: list[str], export: dict, eval_dir: Path, frame: pd.DataFrame, split: str) -> tuple[str, str]:
+    """(the model the export stage will ship, how it was chosen); when export's metric cannot choose (no model was
+    scored on its split), the best macro F1 on evaluate.split, said so."""
+    try:
+        name = selection.choose(export["model"], models, export["metric"], "params.yaml: 'export.model'", eval_dir)
+    except UserError:
+        best = frame.sort_values(f"{split}_macro_f1", ascending=False).iloc[0]["model"]
+        return best, f"the best macro F1 on {split}: export.metric {export['metric']} scores no model"
+    how = "named by export.model" if export["model"] != "best" else f"the best {export['metric']}, as export chooses"
+    return name, how
+
+
+def _headline(chosen: tuple[str, str], frame: pd.DataFrame, pairs: pd.DataFrame, split: str, alpha: float,
+              found: dict[str, list[diagnostics.Finding]]) -> str:
+    """What a reader needs first: the chosen model, its score with the interval, what it significantly beats (or
+    loses to), and which runs have a warning."""
+    name, how = chosen
+    row = frame.set_index("model").loc[name]
+    text = f"Chosen model: {name} ({how}). On {split}: accuracy {row[f'{split}_accuracy']:.2%}"
+    if row.get(f"{split}_accuracy_ci95"):
+        low, high = (float(v) for v in row[f"{split}_accuracy_ci95"].strip("[]").split(", "))
+        text += f" (95% interval {low:.2%} to {high:.2%})"
+    text += f", macro F1 {row[f'{split}_macro_f1']:.4f}."
+    beats, loses, ties = [], [], []
+    for pair in pairs.to_dict("records"):
+        if name not in (pair["model_a"], pair["model_b"]):
+            continue
+        other = pair["model_b"] if pair["model_a"] == name else pair["model_a"]
+        mine, theirs = ((pair["a_only_right"], pair["b_only_right"]) if pair["model_a"] == name
+                        else (pair["b_only_right"], pair["a_only_right"]))
+        (ties if pair["p_holm"] >= alpha else beats if mine > theirs else loses).append(other)
+    said = [f"significantly better than {', '.join(beats)}" if beats else "",
+            f"significantly worse than {', '.join(loses)}" if loses else "",
+            f"not significantly different from {', '.join(ties)}" if ties else ""]
+    if any(said):
+        text += f" It is {'; '.join(s for s in said if s)} (McNemar, Holm-adjusted, alpha {alpha})."
+    flagged = [f"{model} ({', '.join(f.code for f in found[model])})" for model in frame["model"] if found[model]]
+    text += (f" Warnings: {'; '.join(flagged)}; see 'Is each run trustworthy?'." if flagged
+             else " No run has a warning.")
+    return text
+
+
+def _compact(frame: pd.DataFrame, split: str) -> pd.DataFrame:
+    """The score table cut to what fits a laptop screen; the full one is folded below it (and in comparison.csv)."""
+    def accuracy(row) -> str:
+        value = row[f"{split}_accuracy"]
+        interval = row.get(f"{split}_accuracy_ci95")
+        return f"{value:.2%}" + (f" {interval}" if interval else "")
+
+    return pd.DataFrame({
+        "model": frame["model"],
+        f"{split} accuracy [95%]": [accuracy(row) for row in frame.to_dict("records")],
+        f"{split} macro F1": frame[f"{split}_macro_f1"],
+        "best / epochs": [f"{b} / {e}" for b, e in zip(frame["best_epoch"], frame["epochs_run"], strict=True)],
+        "train s": frame["train_time_s"].round(0),
+        "params": frame["params_total"],
+        "warnings": frame["warnings"],
+    })
 
 
 def _caution(row: dict, found: dict[str, list[diagnostics.Finding]]) -> str:
@@ -201,19 +264,21 @@ def _trust(models: list[str], found: dict[str, list[diagnostics.Finding]]) -> li
 
 
 def _report_sections(models: list[str], frame: pd.DataFrame, pairs: pd.DataFrame, spread: pd.DataFrame, root: Path,
-                     split: str, alpha: float, found: dict[str, list[diagnostics.Finding]]) -> list[tuple]:
-    """(kind, payload) blocks shared by the Markdown and the HTML report."""
-    f1 = f"{split}_macro_f1"
-    best = frame.sort_values(f1, ascending=False).iloc[0]
+                     split: str, alpha: float, found: dict[str, list[diagnostics.Finding]],
+                     chosen: tuple[str, str]) -> list[tuple]:
+    """(kind, payload) blocks shared by the Markdown and the HTML report: the headline and a compact table first."""
     flagged = [name for name in models if found[name]]
     warn = (f" {len(flagged)} run(s) are not trustworthy ({', '.join(flagged)}): see below before reading their "
             "scores as a verdict on their family." if flagged else "")
     blocks: list[tuple] = [
         ("h1", "Model comparison"),
-        ("p", f"{len(models)} models; best macro F1 on {split}: {best['model']} ({best[f1]:.4f}).{warn}"),
+        ("p", _headline(chosen, frame, pairs, split, alpha, found)),
+        ("table", _compact(frame, split)),
+        ("p", f"{len(models)} models.{warn}"),
         *_trust(models, found),
         ("h2", "Scores"),
-        ("table", frame), ("img", root / "compare" / "curves.png"), ("img", root / "compare" / "time_to_accuracy.png"),
+        ("details", ("Every column (also in reports/compare/comparison.csv)", frame)),
+        ("img", root / "compare" / "curves.png"), ("img", root / "compare" / "time_to_accuracy.png"),
         ("img", root / "compare" / "scores.png"),
         ("h2", "Are the differences real?"),
         ("p", f"McNemar's exact test on the {split} images each pair of models got right or wrong differently, "
