@@ -227,18 +227,20 @@ def _headline(chosen: tuple[str, str], frame: pd.DataFrame, pairs: pd.DataFrame,
 def _compact(frame: pd.DataFrame, split: str) -> pd.DataFrame:
     """The score table cut to what fits a laptop screen; the full one is folded below it (and in comparison.csv)."""
     def accuracy(row) -> str:
-        value = row[f"{split}_accuracy"]
-        interval = row.get(f"{split}_accuracy_ci95")
-        return f"{value:.2%}" + (f" {interval}" if interval else "")
+        text = f"{row[f'{split}_accuracy']:.2%}"
+        if row.get(f"{split}_accuracy_ci95"):
+            low, high = (float(v) for v in row[f"{split}_accuracy_ci95"].strip("[]").split(", "))
+            text += f" ({low:.2%} to {high:.2%})"
+        return text
 
     return pd.DataFrame({
         "model": frame["model"],
-        f"{split} accuracy [95%]": [accuracy(row) for row in frame.to_dict("records")],
-        f"{split} macro F1": frame[f"{split}_macro_f1"],
+        f"{split} accuracy (95% interval)": [accuracy(row) for row in frame.to_dict("records")],
+        f"{split} macro F1": [f"{v:.4f}" for v in frame[f"{split}_macro_f1"]],
         "best / epochs": [f"{b} / {e}" for b, e in zip(frame["best_epoch"], frame["epochs_run"], strict=True)],
-        "train s": frame["train_time_s"].round(0),
-        "params": frame["params_total"],
-        "warnings": frame["warnings"],
+        "train s": [f"{v:.0f}" for v in frame["train_time_s"]],
+        "params": [f"{v:,}" for v in frame["params_total"]],
+        "warnings": frame["warnings"].fillna("none"),
     })
 
 
@@ -274,7 +276,7 @@ def _report_sections(models: list[str], frame: pd.DataFrame, pairs: pd.DataFrame
         ("h1", "Model comparison"),
         ("p", _headline(chosen, frame, pairs, split, alpha, found)),
         ("table", _compact(frame, split)),
-        ("p", f"{len(models)} models.{warn}"),
+        *([("p", warn.strip())] if warn else []),
         *_trust(models, found),
         ("h2", "Scores"),
         ("details", ("Every column (also in reports/compare/comparison.csv)", frame)),
