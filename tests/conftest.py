@@ -89,9 +89,11 @@ def make_fashion_idx(root: Path, n_train: int = 60, n_test: int = 20) -> dict[st
 
 def base_params() -> dict:
     """params.yaml as the tests start from it: the tiny budgets tests set (epochs 1-3) are meant as they are, so the
-    data-sized settings (min_steps passes, augment auto; unit-tested on their own) are off."""
+    data-sized settings (min_steps passes, augment auto; unit-tested on their own) are off, and so is the data audit
+    (tests/test_audit.py; test_pipeline runs it under dvc repro)."""
     params = copy.deepcopy(yaml.safe_load((ROOT / "params.yaml").read_text()))
     params["train_defaults"].update(min_steps=0, augment=0)
+    params["audit"].update(labels=False, images=False)
     return params
 
 

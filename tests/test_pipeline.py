@@ -60,6 +60,7 @@ def tiny_params(images: Path) -> dict:
                        "m2": {"family": "mlp", "dense": [8]},
                        "t1": {"family": "transfer", "features": "lite0", "dense": [8]}}
     params["export"].update(model="m1", latency_runs=3)  # choosing "best" is test_export's; Lite0's export is slow
+    params["audit"].update(labels=True, images=True, features="lite0")  # the audit under dvc repro, on t1's set
     return params
 
 
@@ -103,7 +104,7 @@ def baseline(template, tmp_path) -> tuple[Path, str, Path]:
 
 def test_dvc_repro_runs_every_stage_then_is_a_no_op(baseline, template):
     repo, first, _ = baseline
-    assert stages_run(first) == ["download", "split", "prepare", "features", "train@m1", "train@m2",
+    assert stages_run(first) == ["download", "split", "prepare", "features", "audit", "train@m1", "train@m2",
                                  "train_transfer@t1", "evaluate@m1", "evaluate@m2", "evaluate_transfer@t1",
                                  "compare", "export"]
     assert '"images": 16' in dvc(repo, "metrics", "show", "--json").stdout
@@ -329,7 +330,8 @@ def test_editing_transfer_code_or_features_reruns_no_from_scratch_model(baseline
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["features"]["lite0"]["input_size"] = 48
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    assert set(json.loads(dvc(repo, "status", "--json").stdout)) == {"features", "train_transfer@t1"}
+    # (the audit reads features: too, for the set it uses)
+    assert set(json.loads(dvc(repo, "status", "--json").stdout)) == {"features", "audit", "train_transfer@t1"}
 
 
 def test_two_runs_from_scratch_are_identical(template, tmp_path):

@@ -19,7 +19,8 @@ from conftest import ROOT, base_params, make_csv_tree, make_folder_tree, make_le
 from test_pipeline import git, scratch_repo, stages_run
 
 FMNIST = Path("/usr/share/datasets/fashion-mnist")
-ALL_STAGES = ["download", "split", "prepare", "train@m1", "evaluate@m1", "compare"]  # no transfer model: no features
+# features and audit run and find nothing to do: no transfer model, and tests turn the audit off (tests/conftest.py)
+ALL_STAGES = ["download", "split", "prepare", "features", "audit", "train@m1", "evaluate@m1", "compare"]
 
 
 def doc_recipes() -> dict[str, dict]:

@@ -32,6 +32,9 @@ PARAMS = Section({
     "seed": Field((int,)),
     "fractions": Field((dict,), check=_fractions),
     "drop_leaked": Field((bool,)),
+    # paths left out of every split (e.g. reviewed suspects of reports/audit/label_issues.csv)
+    "exclude": Field((list,), check=lambda v: None if all(isinstance(x, str) for x in v) else
+                     f"must be a list of image paths, got {v!r}"),
 })
 
 
@@ -44,15 +47,23 @@ class SplitResult:
 
 
 def split(manifest: pd.DataFrame, lists: dict[str, list[str]], fractions: dict[str, float], seed: int,
-          max_per_class: int | None, drop_leaked: bool) -> SplitResult:
+          max_per_class: int | None, drop_leaked: bool, exclude: list[str] = ()) -> SplitResult:
     """Split the manifest; see README 'Split rules'.
 
     Splits the dataset assigns itself (shipped lists, an official test set) are kept exactly. Every other split
-    whose fraction is > 0 is carved, stratified, from the training pool in proportion to split.fractions.
+    whose fraction is > 0 is carved, stratified, from the training pool in proportion to split.fractions. Images
+    `exclude` lists are left out of every split first.
     """
     notes: list[str] = []
     rng = np.random.default_rng(seed)
     manifest = manifest.sort_values("path", kind="stable").reset_index(drop=True)
+    unknown = sorted(set(exclude) - set(manifest["path"]))
+    if unknown:
+        raise UserError(f"params.yaml: 'split.exclude' lists {len(unknown)} path(s) that are no image of the dataset, "
+                        f"e.g. {unknown[0]!r}; use the paths of reports/audit/label_issues.csv or reports/data/*.csv")
+    dropped_by_user = manifest["path"].isin(exclude)
+    left_out = pd.DataFrame({"path": manifest.loc[dropped_by_user, "path"], "reason": "listed in split.exclude"})
+    manifest = manifest[~dropped_by_user].reset_index(drop=True)
     if lists:
         assignment, excluded = _from_lists(manifest, lists)
         fixed = set(lists) - {"train"}
@@ -82,6 +93,7 @@ def split(manifest: pd.DataFrame, lists: dict[str, list[str]], fractions: dict[s
         excluded = pd.concat([excluded, pd.DataFrame({"path": manifest.loc[dropped, "path"],
                                                       "reason": "same content as an image of an earlier split"})])
     splits = {name: manifest[assignment == name].reset_index(drop=True) for name in SPLITS}
+    excluded = pd.concat([excluded, left_out]) if len(left_out) else excluded
     return SplitResult(splits, leakage, excluded.sort_values("path").reset_index(drop=True), notes)
 
 
@@ -174,7 +186,7 @@ def write(split_params: dict, max_per_class: int | None, evaluate_split: str, ra
     manifest = read_manifest(raw / "manifest.csv")
     lists = json.loads((raw / "split_lists.json").read_text())
     s = split_params
-    result = split(manifest, lists, s["fractions"], s["seed"], max_per_class, s["drop_leaked"])
+    result = split(manifest, lists, s["fractions"], s["seed"], max_per_class, s["drop_leaked"], s["exclude"])
     check_usable(result.splits, evaluate_split)
     out.mkdir(parents=True, exist_ok=True)
     reports.mkdir(parents=True, exist_ok=True)

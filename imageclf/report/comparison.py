@@ -265,6 +265,28 @@ def _trust(models: list[str], found: dict[str, list[diagnostics.Finding]]) -> li
     return blocks
 
 
+def _audit(folder: Path) -> list[tuple]:
+    """The data audit's section: counts per issue type, the top suspects drawn (none when the stage did not run)."""
+    facts_file = folder / "summary.json"
+    if not facts_file.is_file():
+        return []
+    facts = json.loads(facts_file.read_text())
+    checked = {k: v for k, v in facts.items() if k != "images"}
+    blocks: list[tuple] = [("h2", "Data audit")]
+    if not checked:
+        return [*blocks, ("p", "No check ran: audit.labels is false, and audit.images false (or auto, above its "
+                               "image count).")]
+    blocks.append(("p", f"{facts['images']} images checked: likely label errors (cleanlab on cross-validated "
+                        "probabilities; reports/audit/label_issues.csv) and image issues (cleanvision; "
+                        "reports/audit/image_issues.csv). Nothing is removed: review them, then list the images "
+                        "to leave out under split.exclude."))
+    blocks.append(("table", pd.DataFrame({"issue": [k.replace("_", " ") for k in checked],
+                                          "images": list(checked.values())})))
+    if "label_issues" in facts:
+        blocks.append(("img", folder / "suspects.png"))
+    return blocks
+
+
 def _report_sections(models: list[str], frame: pd.DataFrame, pairs: pd.DataFrame, spread: pd.DataFrame, root: Path,
                      split: str, alpha: float, found: dict[str, list[diagnostics.Finding]],
                      chosen: tuple[str, str]) -> list[tuple]:
@@ -321,6 +343,7 @@ def _report_sections(models: list[str], frame: pd.DataFrame, pairs: pd.DataFrame
                             f"different classes ({len(conflicts)} files, {dropped} dropped by data.conflicts; "
                             "reports/data/conflicts.csv)."))
         blocks.append(("table", conflicts.head(20)))
+    blocks += _audit(root / "audit")
     for name in models:
         folder = root / "eval" / name
         blocks += [("h2", f"{name}"), ("img", folder / "confusion.png")]
