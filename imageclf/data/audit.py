@@ -98,7 +98,7 @@ def image_issues(index: pd.DataFrame, raw: Path, colour: bool) -> pd.DataFrame:
                 Path(files[-1]).write_bytes(images.read(p))
         lab = Imagelab(filepaths=files)
         lab.find_issues(checks, verbose=False)
-        found = lab.issues.reset_index(drop=True)
+        found = lab.issues.loc[files].reset_index(drop=True)  # (indexed by file path)
     rows = []
     for name in checks:
         flagged = np.flatnonzero(found[f"is_{name}_issue"].to_numpy())
