@@ -30,6 +30,7 @@ PARAMS = Section({  # params.yaml audit:
 })
 
 OUT = paths.REPORTS / "audit"
+PCA_SAMPLE, CHUNK = 20_000, 8_192  # rows the feature projection is fitted on, and projects at a time
 # audit.images auto: cleanvision runs up to this many images (~2.5 ms an image on 2 cores with the files written out:
 # Fashion-MNIST's 70,000 would add ~3 minutes to the default run)
 AUTO_IMAGES = 20_000
@@ -40,24 +41,39 @@ IMAGE_ISSUES = ("exact_duplicates", "near_duplicates", "blurry", "dark", "light"
                 "odd_aspect_ratio")
 
 
-def out_of_sample(features: np.ndarray, labels: np.ndarray, folds: int, seed: int = 0) -> np.ndarray | None:
-    """Each image's class probabilities from a model that never saw it: standardised features, PCA to at most 64
-    dimensions, logistic regression, k-fold (k lowered to the smallest class's size); None when a class has one image
-    or there is one class (nothing to cross-validate)."""
+def reduce(parts: list[tuple[np.ndarray, np.ndarray]], seed: int = 0) -> np.ndarray:
+    """The rows `parts` name ([(features, rows)], features memory-mapped) standardised and projected on their first
+    (at most) 64 principal components, fitted on a sample of at most PCA_SAMPLE rows and applied CHUNK rows at a time:
+    memory stays bounded whatever the number of images (all of them at once took 1.6 GB for 70,000)."""
     from sklearn.decomposition import PCA
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
+
+    total = sum(len(rows) for _, rows in parts)
+    picked = np.sort(np.random.default_rng(seed).choice(total, min(total, PCA_SAMPLE), replace=False))
+    starts = np.cumsum([0, *(len(rows) for _, rows in parts)])
+    sample = np.concatenate([features[rows[picked[(picked >= a) & (picked < b)] - a]]
+                             for (features, rows), a, b in zip(parts, starts, starts[1:], strict=False)])
+    dims = min(64, sample.shape[1], len(sample) - 1)
+    projection = make_pipeline(StandardScaler(), PCA(dims, random_state=seed)).fit(sample)
+    return np.concatenate([projection.transform(features[rows[i:i + CHUNK]]).astype(np.float32)
+                           for features, rows in parts for i in range(0, len(rows), CHUNK)])
+
+
+def out_of_sample(features: np.ndarray, labels: np.ndarray, folds: int, seed: int = 0) -> np.ndarray | None:
+    """Each image's class probabilities from a logistic regression that never saw it (k-fold, k lowered to the
+    smallest class's size) on reduced features; None when a class has one image or there is one class (nothing to
+    cross-validate)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
     counts = np.bincount(labels)[np.unique(labels)]
     k = min(folds, int(counts.min())) if len(counts) else 0
     if k < 2 or len(counts) < 2:
         return None
-    dims = min(64, features.shape[1], len(labels) - -(-len(labels) // k) - 1)
-    model = make_pipeline(StandardScaler(), PCA(dims, random_state=seed), LogisticRegression(max_iter=500))
-    probs = cross_val_predict(model, features, labels, cv=StratifiedKFold(k, shuffle=True, random_state=seed),
-                              method="predict_proba")
+    # (no rescaling of the components: it would give the noisy last ones the weight of the first)
+    folds_of = StratifiedKFold(k, shuffle=True, random_state=seed)
+    probs = cross_val_predict(LogisticRegression(max_iter=500), features, labels, cv=folds_of, method="predict_proba")
     out = np.zeros((len(labels), int(labels.max()) + 1))
     out[:, np.unique(labels)] = probs  # (columns of the classes present, in order)
     return out
@@ -169,10 +185,10 @@ def run(p: dict, prepared: Path = paths.PREPARED, raw: Path = paths.RAW, feature
     index = pd.concat(frames, ignore_index=True)
     labels = images = None
     if a["labels"]:
-        features = np.concatenate([np.load(features_root / a["features"] / f"{s}.npy", mmap_mode="r")[
-            index.loc[index["split"] == s, "row"].to_numpy()] for s in paths.SPLITS])
+        parts = [(np.load(features_root / a["features"] / f"{s}.npy", mmap_mode="r"),
+                  index.loc[index["split"] == s, "row"].to_numpy()) for s in paths.SPLITS]
         given = index["label"].to_numpy()
-        probs = out_of_sample(features, given, a["folds"]) if len(index) else None
+        probs = out_of_sample(reduce(parts), given, a["folds"]) if len(index) > 2 else None
         if probs is None:
             print("audit: label issues not checked (a class has a single image, or there is one class)")
         else:
