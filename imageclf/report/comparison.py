@@ -194,6 +194,12 @@ def _chosen(models: list[str], export: dict, eval_dir: Path, frame: pd.DataFrame
     return name, how
 
 
+def _percents(interval: str) -> str:
+    """The table's "[0.9283, 0.9379]" (see interval) as "92.83% to 93.79%"."""
+    low, high = (float(v) for v in interval.strip("[]").split(", "))
+    return f"{low:.2%} to {high:.2%}"
+
+
 def _headline(chosen: tuple[str, str], frame: pd.DataFrame, pairs: pd.DataFrame, split: str, alpha: float,
               found: dict[str, list[diagnostics.Finding]]) -> str:
     """What a reader needs first: the chosen model, its score with the interval, what it significantly beats (or
@@ -202,8 +208,7 @@ def _headline(chosen: tuple[str, str], frame: pd.DataFrame, pairs: pd.DataFrame,
     row = frame.set_index("model").loc[name]
     text = f"Chosen model: {name} ({how}). On {split}: accuracy {row[f'{split}_accuracy']:.2%}"
     if row.get(f"{split}_accuracy_ci95"):
-        low, high = (float(v) for v in row[f"{split}_accuracy_ci95"].strip("[]").split(", "))
-        text += f" (95% interval {low:.2%} to {high:.2%})"
+        text += f" (95% interval {_percents(row[f'{split}_accuracy_ci95'])})"
     text += f", macro F1 {row[f'{split}_macro_f1']:.4f}."
     beats, loses, ties = [], [], []
     for pair in pairs.to_dict("records"):
@@ -229,8 +234,7 @@ def _compact(frame: pd.DataFrame, split: str) -> pd.DataFrame:
     def accuracy(row) -> str:
         text = f"{row[f'{split}_accuracy']:.2%}"
         if row.get(f"{split}_accuracy_ci95"):
-            low, high = (float(v) for v in row[f"{split}_accuracy_ci95"].strip("[]").split(", "))
-            text += f" ({low:.2%} to {high:.2%})"
+            text += f" ({_percents(row[f'{split}_accuracy_ci95'])})"
         return text
 
     return pd.DataFrame({
