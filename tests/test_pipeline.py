@@ -277,18 +277,18 @@ def test_two_workers_share_a_sweep_through_git_and_dvc_remotes_and_one_collector
         dvc(clone, "remote", "add", "-d", "--local", "store", str(store))
         return clone
 
-    grid = {"worker1": [("0.002", "4"), ("0.002", "8")], "worker2": [("0.004", "4")]}
+    grid = {"worker1": [("0.002", "8")], "worker2": [("0.004", "4")]}  # a point each: DVC expands grids itself
     worker1 = machine("worker1")
     dvc(worker1, "pull")  # the baseline's outputs: each point re-runs only what its params change
-    dvc(worker1, "exp", "run", "--queue", "-S", "train.m1.lr=0.002", "-S", "++train.m1.batch_size=4,8")
+    dvc(worker1, "exp", "run", "--queue", "-S", "train.m1.lr=0.002", "-S", "++train.m1.batch_size=8")
     dvc(worker1, "queue", "start", "-j", "1")
     deadline = time.time() + 400
     while time.time() < deadline:
         status = dvc(worker1, "queue", "status").stdout
         if "Queued" not in status and "Running" not in status:
             break
-        time.sleep(3)
-    assert status.count("Success") == 2, status
+        time.sleep(1)
+    assert status.count("Success") == 1, status
     worker2 = machine("worker2")
     dvc(worker2, "pull")
     for lr, batch in grid["worker2"]:  # one point at a time works as well as the queue

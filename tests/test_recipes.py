@@ -1,5 +1,7 @@
-"""Every dataset recipe of docs/datasets.md, read from the page itself, runs through `dvc repro compare` to the report
-on a small generated fixture of that layout. Only the dataset location and the training budget are changed."""
+"""Every dataset recipe of docs/datasets.md, read from the page itself, runs `dvc repro` on a small generated fixture
+of that layout: through `prepare`, where the layout ends (every image in its class, the prepared cache's classes),
+and the folder recipe on through training to the report. Only the dataset location and the training budget are
+changed."""
 
 from __future__ import annotations
 
@@ -19,8 +21,9 @@ from conftest import ROOT, base_params, make_csv_tree, make_folder_tree, make_le
 from test_pipeline import git, scratch_repo, stages_run
 
 FMNIST = Path("/usr/share/datasets/fashion-mnist")
+DATA_STAGES = ["download", "split", "prepare"]  # what a layout changes; the stages after it read the prepared cache
 # features and audit run and find nothing to do: no transfer model, and tests turn the audit off (tests/conftest.py)
-ALL_STAGES = ["download", "split", "prepare", "features", "audit", "train@m1", "evaluate@m1", "compare"]
+ALL_STAGES = [*DATA_STAGES, "features", "audit", "train@m1", "evaluate@m1", "compare"]
 
 
 def doc_recipes() -> dict[str, dict]:
@@ -45,24 +48,22 @@ def recipe(title: str, **data) -> dict:
     return params
 
 
-def repro(tmp_path: Path, params: dict, pythonpath: str = "") -> subprocess.CompletedProcess:
+def repro(tmp_path: Path, params: dict, pythonpath: str = "", target: str = "prepare") -> subprocess.CompletedProcess:
     repo = scratch_repo(tmp_path, params)
     (repo / "data/downloads").mkdir(parents=True)
     (repo / "data/downloads/.gitkeep").touch()
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "pipeline")
-    return subprocess.run([sys.executable, "-m", "dvc", "repro", "compare"], cwd=repo, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "dvc", "repro", target], cwd=repo, capture_output=True, text=True,
                           env={"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": str(repo.parent),
                                "DVC_NO_ANALYTICS": "1", "PYTHONPATH": f"{repo}:{pythonpath}".rstrip(":")})
 
 
-def assert_report(result: subprocess.CompletedProcess, tmp_path: Path, classes: dict[str, int]) -> None:
-    """The run went through, its report shows the model, and every image reached its class (counts over all
-    splits)."""
+def assert_layout(result: subprocess.CompletedProcess, tmp_path: Path, classes: dict[str, int],
+                  stages: list[str] = DATA_STAGES) -> None:
+    """The run went through these stages and every image reached its class (counts over all splits)."""
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert stages_run(result.stdout) == ALL_STAGES
-    report = (tmp_path / "repo/reports/report.html").read_text()
-    assert "<h2>m1</h2>" in report and "data:image/png;base64," in report
+    assert stages_run(result.stdout) == stages
     counts = {split: c for split, c in json.loads((tmp_path / "repo/reports/data/class_counts.json").read_text())
               .items() if isinstance(c, dict)}  # (besides the splits: leaked and excluded counts)
     assert {"leaked": 0, "excluded": 0}.items() <= json.loads(
@@ -78,22 +79,24 @@ def test_the_readme_has_a_recipe_for_every_source():
     assert sources == {"fashion-mnist", "elpv", "folder", "url", "kaggle"} and labels == {"folder", "csv", "regex"}
 
 
-def test_folder_per_class(tmp_path):
+def test_folder_per_class_to_the_report(tmp_path):
     root = make_folder_tree(tmp_path / "flower_photos", {"daisy": 6, "rose": 6, "tulip": 6})
-    assert_report(repro(tmp_path, recipe("A folder per class", path=str(root))), tmp_path,
-                  {"daisy": 6, "rose": 6, "tulip": 6})
+    assert_layout(repro(tmp_path, recipe("A folder per class", path=str(root)), target="compare"), tmp_path,
+                  {"daisy": 6, "rose": 6, "tulip": 6}, ALL_STAGES)
+    report = (tmp_path / "repo/reports/report.html").read_text()
+    assert "<h2>m1</h2>" in report and "data:image/png;base64," in report
 
 
 def test_annotation_csv(tmp_path):
     root = make_csv_tree(tmp_path / "pics", ["cat", "dog"], per_class=6)
-    assert_report(repro(tmp_path, recipe("An annotation CSV", path=str(root))), tmp_path, {"cat": 6, "dog": 6})
+    assert_layout(repro(tmp_path, recipe("An annotation CSV", path=str(root))), tmp_path, {"cat": 6, "dog": 6})
 
 
 def test_lego_file_names_with_a_validation_list(tmp_path):
     """The layout of the first user report: a flat folder plus validation.txt, no test list."""
     root = make_lego_tree(tmp_path / "dataset", {"3003": "brick 2x2", "3004": "brick 1x2", "3020": "plate 2x4"},
                           per_class=8, validation=2)
-    assert_report(repro(tmp_path, recipe("File names", path=str(root))), tmp_path,
+    assert_layout(repro(tmp_path, recipe("File names", path=str(root))), tmp_path,
                   {"3003 brick 2x2": 8, "3004 brick 1x2": 8, "3020 plate 2x4": 8})
     split = tmp_path / "repo/data/split"
     listed = set((root / "validation.txt").read_text().splitlines())
@@ -131,7 +134,7 @@ def test_archive_url_served_on_loopback(tmp_path):
         url = f"http://127.0.0.1:{server.server_port}/flower_photos.tgz"
         params = recipe("An archive URL", url=url, sha256=hashlib.sha256(_Archive.payload).hexdigest())
         assert params["data"]["path"] == "data/downloads"  # the docs' own cache folder
-        assert_report(repro(tmp_path, params), tmp_path, {"daisy": 6, "rose": 6})
+        assert_layout(repro(tmp_path, params), tmp_path, {"daisy": 6, "rose": 6})
     finally:
         server.shutdown()
 
@@ -149,7 +152,7 @@ def test_elpv_layout_of_the_package(tmp_path):
     (package / "data/labels.csv").write_text("\n".join(rows) + "\n")
     params = recipe("elpv")
     assert params["prepare"]["image_size"] == 128 and params["split"]["fractions"]["test"] == 0.15
-    assert_report(repro(tmp_path, params, pythonpath=str(tmp_path / "site")), tmp_path,
+    assert_layout(repro(tmp_path, params, pythonpath=str(tmp_path / "site")), tmp_path,
                   {"0.00": 6, "0.33": 6, "0.67": 6, "1.00": 6})
     assert "cell_type" in (tmp_path / "repo/data/raw/manifest.csv").read_text().splitlines()[0]
 
@@ -171,7 +174,7 @@ def test_fashion_mnist_from_the_debian_package(tmp_path):
     counts = yaml.safe_load((tmp_path / "repo/reports/data/class_counts.json").read_text())
     classes = [c for c in counts["train"] if c != "total"]
     assert len(classes) == 10 and "Ankle boot" in classes
-    assert_report(result, tmp_path, {c: sum(counts[s][c] for s in ("train", "val", "test")) for c in classes})
+    assert_layout(result, tmp_path, {c: sum(counts[s][c] for s in ("train", "val", "test")) for c in classes})
     assert counts["train"]["total"] == 120 and counts["val"]["total"] > 0
     assert counts["test"]["total"] > 0  # the official test set, scaled down
     test = (tmp_path / "repo/data/split/test.csv").read_text().splitlines()[1:]
