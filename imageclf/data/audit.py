@@ -185,9 +185,10 @@ def run(p: dict, prepared: Path = paths.PREPARED, raw: Path = paths.RAW, feature
     index = pd.concat(frames, ignore_index=True)
     labels = images = None
     if a["labels"]:
-        parts = [(np.load(features_root / a["features"] / f"{s}.npy", mmap_mode="r"),
-                  index.loc[index["split"] == s, "row"].to_numpy()) for s in paths.SPLITS]
-        given = index["label"].to_numpy()
+        rows = {s: index.loc[index["split"] == s, "row"].to_numpy() for s in paths.SPLITS}
+        parts = [(np.load(features_root / a["features"] / f"{s}.npy", mmap_mode="r"), rows[s])
+                 for s in paths.SPLITS if len(rows[s])]  # (an empty split has no feature file)
+        given = index["label"].to_numpy(np.int64)  # (an empty split's columns would make it object)
         probs = out_of_sample(reduce(parts), given, a["folds"]) if len(index) > 2 else None
         if probs is None:
             print("audit: label issues not checked (a class has a single image, or there is one class)")
