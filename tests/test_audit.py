@@ -57,20 +57,6 @@ def test_planted_label_errors_and_image_issues_are_found(project, tmp_path):
         k.replace("_", " "): v for k, v in facts.items() if k != "images"}
     assert ("img", suspects) in section
 
-def test_a_dataset_without_a_test_split_is_audited(project, tmp_path):
-    """split.fractions test 0 (evaluate.split val): the features stage writes no file for the empty split, and the
-    audit reads the splits that have images (it stopped on the missing test.npy)."""
-    root = make_folder_tree(tmp_path / "tree", CLASSES)
-    for i in range(3):
-        pattern_image(0, 100 + i).save(root / "b" / f"planted {i}.png")
-    project.params["split"]["fractions"] = {"train": 0.75, "val": 0.25, "test": 0.0}
-    project.params["evaluate"]["split"] = "val"
-    labels, images, facts = audited(project, root)
-    assert facts["images"] == 63 and set(labels["split"]) <= {"train", "val"}
-    planted = labels[labels["path"].str.startswith("b/planted")]
-    assert len(planted) >= 2 and set(planted["suggested"]) == {"a"}, labels  # (fewer images than above to learn from)
-
-
 
 def test_a_clean_tree_gives_empty_reports_and_no_check_run_writes_empty_files(project, tmp_path, monkeypatch,
                                                                                capsys):
