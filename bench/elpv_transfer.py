@@ -8,6 +8,11 @@ and prints each model's test accuracy, balanced accuracy and macro F1 from the e
 writes them to bench/results/elpv_<size>px.json (elpv_finetune.json), the source of docs/benchmarks.md's elpv table.
 --finetune instead trains params.yaml's entry efficientnet_lite0_elpv on 300 px images (Lite0's top blocks
 fine-tuned with dihedral augmentation, the epoch with the best validation accuracy kept; about 20 minutes on 2 cores).
+--set KEY=VALUE (repeatable, a dotted params.yaml key and a YAML value) changes params for the run, e.g. a training
+recipe of the entry or test-time augmentation, and --tag names the results file (elpv_finetune_<tag>.json):
+
+    .venv/bin/python bench/elpv_transfer.py --finetune --tag ema-tta \
+        --set train.efficientnet_lite0_elpv.ema=0.99 --set evaluate.tta=dihedral
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ RESULTS = ROOT / "bench/results"
 # the compare table's columns (evaluate's test split, train's facts) -> this benchmark's result keys
 COLUMNS = {"test_accuracy": "accuracy", "test_balanced_accuracy": "balanced_accuracy", "test_macro_f1": "macro_f1",
            "best_epoch": "best_epoch", "epochs_run": "epochs_run", "train_time_s": "train_time_s"}
+TTA_COLUMNS = {"test_tta_accuracy": "tta_accuracy", "test_tta_macro_f1": "tta_macro_f1"}  # with evaluate.tta set
 SCRATCH, TRANSFER = ["lenet5", "cnn_small"], ["efficientnet_lite0"]
 FINETUNE = "efficientnet_lite0_elpv"  # params.yaml entry
 SPLIT = {"train": 0.7, "val": 0.15, "test": 0.15}  # stratified; docs/datasets.md's elpv recipe says the same (a test)
@@ -40,7 +46,12 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/elpv-transfer"))
     parser.add_argument("--size", type=int, default=None, help="prepared image size (default 96; 300 --finetune)")
     parser.add_argument("--finetune", action="store_true", help=f"train the entry {FINETUNE} only")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a params.yaml change for the run: dotted key, YAML value (repeatable)")
+    parser.add_argument("--tag", default="", help="suffix of the results file name (needed with --set)")
     args = parser.parse_args()
+    if args.set and not args.tag:
+        parser.error("--set needs --tag, so the run does not overwrite the default's results file")
     size = args.size or (300 if args.finetune else 96)
     args.work.mkdir(parents=True, exist_ok=True)
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
@@ -50,6 +61,14 @@ def main() -> None:
     scratch, transfer = ([], [FINETUNE]) if args.finetune else (SCRATCH, TRANSFER)
     params["models"] = {"scratch": scratch, "transfer": transfer}
     params["features"]["efficientnet_lite0"]["input_size"] = None  # the frozen entry takes it from its feature set
+    changes = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        *parents, leaf = key.split(".")
+        section = params
+        for name in parents:
+            section = section[name]
+        section[leaf] = changes[key] = yaml.safe_load(value)
     (args.work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     steps = [["download"], ["split"], ["prepare"]] + ([] if args.finetune else [["features"]])
@@ -65,8 +84,8 @@ def main() -> None:
         print(f"{label:28s} {seconds[label]:6.1f} s", flush=True)
     rows = results(args.work, scratch + transfer)
     RESULTS.mkdir(exist_ok=True)
-    name = "finetune" if args.finetune else f"{size}px"
-    report = {"size": size, "models": rows, "stage_seconds": seconds}
+    name = ("finetune" if args.finetune else f"{size}px") + (f"_{args.tag}" if args.tag else "")
+    report = {"size": size, "set": changes, "models": rows, "stage_seconds": seconds}
     (RESULTS / f"elpv_{name}.json").write_text(json.dumps(report, indent=2) + "\n")
     print(f"\nelpv, {size} px grayscale, test split:")
     print(f"{'model':28s} {'accuracy':>9s} {'balanced':>9s} {'macro F1':>9s} {'best/run':>9s} {'train s':>8s}")
@@ -79,7 +98,8 @@ def main() -> None:
 def results(work: Path, models: list[str]) -> dict[str, dict]:
     """Each model's test metrics and training facts, as the compare stage's table reads them."""
     frame = comparison.table(models, work / "reports/train", work / "reports/eval", "test")
-    return frame.set_index("model")[list(COLUMNS)].rename(columns=COLUMNS).to_dict("index")
+    columns = {**COLUMNS, **{k: v for k, v in TTA_COLUMNS.items() if k in frame.columns}}
+    return frame.set_index("model")[list(columns)].rename(columns=columns).to_dict("index")
 
 
 if __name__ == "__main__":

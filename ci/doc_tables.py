@@ -80,11 +80,15 @@ def elpv_table(files: list[Path]) -> str:
              "|---|---|---|---|---|---|---|"]
     for run in runs:
         seconds = run["stage_seconds"]
+        changes = ", ".join(f"`{k}={v}`" for k, v in run.get("set", {}).items())  # bench --set
         for name, r in run["models"].items():
             cached = "features" in seconds and f"train_transfer {name}" in seconds  # a frozen head on features
             features = f" (+ {seconds['features']:.0f} s features)" if cached else ""
-            lines.append(f"| {run['size']} | {name} | {r['accuracy']:.1%} | {r['balanced_accuracy']:.3f} | "
-                         f"{r['macro_f1']:.3f} | {r['best_epoch']} / {r['epochs_run']} | "
+            tta = r.get("tta_accuracy") is not None  # evaluate.tta: the averaged views' figures after the plain ones
+            accuracy = f"{r['accuracy']:.1%}" + (f" (TTA {r['tta_accuracy']:.1%})" if tta else "")
+            macro_f1 = f"{r['macro_f1']:.3f}" + (f" (TTA {r['tta_macro_f1']:.3f})" if tta else "")
+            lines.append(f"| {run['size']} | {name}{' with ' + changes if changes else ''} | {accuracy} | "
+                         f"{r['balanced_accuracy']:.3f} | {macro_f1} | {r['best_epoch']} / {r['epochs_run']} | "
                          f"{r['train_time_s']:.1f} s{features} |")
     return "\n".join(lines)
 
