@@ -184,27 +184,23 @@ def test_every_default_family_learns_a_small_tree_with_only_data_set(project, tm
 def test_a_dataset_without_a_test_split_goes_through_every_stage(project, tmp_path):
     """split.fractions test 0 with evaluate.split val: every stage runs, the audit included (it stopped on the
     test.npy the features stage does not write for an empty split), and the export chooses on val."""
-    root = make_folder_tree(tmp_path / "tree", {"a": 20, "b": 20, "c": 20})
+    from test_audit import CLASSES, audited
+
+    root = make_folder_tree(tmp_path / "tree", CLASSES)
     for i in range(3):  # class a's pictures filed under b
         pattern_image(0, 100 + i).save(root / "b" / f"planted {i}.png")
     p = project.params
-    p["data"].update(source="folder", path=str(root))
     p["split"]["fractions"] = {"train": 0.75, "val": 0.25, "test": 0.0}
     p["evaluate"]["split"] = "val"
-    p["prepare"]["image_size"] = 16
-    p["features"] = {"lite0": {"backbone": "efficientnet_lite0", "weights": "imagenet", "input_size": 48,
-                               "pooling": "avg"}}
-    p["audit"].update(labels=True, images=True, features="lite0")
+    labels, _, _ = audited(project, root)  # download to the audit, Lite0 features "lite0" at 48 px
+    planted = labels[labels["path"].str.startswith("b/planted")]
+    assert len(planted) >= 2 and set(planted["suggested"]) == {"a"}, labels
+    assert set(labels["split"]) <= {"train", "val"}
     p["models"] = {"scratch": ["m1"], "transfer": ["t1"]}
     p["train"] = {"m1": {"family": "lenet5", "filters": [4, 8], "dense": [8], "epochs": 2},
                   "t1": {"family": "transfer", "features": "lite0", "dense": [8], "epochs": 2}}
     p["export"].update(formats=["onnx"], latency_runs=2)
-    project.run("download", "split", "prepare", "features", "audit", "train m1", "train_transfer t1", "evaluate m1",
-                "evaluate_transfer t1", "compare", "export")
-    labels = pd.read_csv(project.path / "reports/audit/label_issues.csv", keep_default_na=False)
-    planted = labels[labels["path"].str.startswith("b/planted")]
-    assert len(planted) >= 2 and set(planted["suggested"]) == {"a"}, labels
-    assert set(labels["split"]) <= {"train", "val"}
+    project.run("train m1", "train_transfer t1", "evaluate m1", "evaluate_transfer t1", "compare", "export")
     table = pd.read_csv(project.path / "reports/compare/comparison.csv").set_index("model")
     assert table["test_accuracy"].isna().all() and table["val_accuracy"].notna().all()
     chosen = json.loads((project.path / "reports/export/metrics.json").read_text())["model"]

@@ -16,7 +16,7 @@ import keras
 import numpy as np
 import pytest
 import yaml
-from conftest import ROOT, base_params, module_project
+from conftest import ROOT, Project, base_params, module_project
 
 from imageclf.cache import loader
 from imageclf.cache.shards import load_split
@@ -59,13 +59,11 @@ def train_here(work: Path) -> str:
     import contextlib
     import io
 
-    from stages import train
-
+    project = Project(work)
+    project.params = yaml.safe_load((work / "params.yaml").read_text())
     printed = io.StringIO()
-    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
-        mp.chdir(work)
-        mp.setattr(sys, "argv", ["train", "tiny"])
-        train.main.__wrapped__()
+    with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+        project.run("train tiny")
     return printed.getvalue()
 
 
