@@ -19,9 +19,8 @@ from tqdm import tqdm
 
 from imageclf.core import paths
 from imageclf.core.cpus import workers
-from imageclf.data import images
 from imageclf.core.errors import UserError
-from imageclf.data import sources
+from imageclf.data import images, sources
 from imageclf.data.sources import Collection, Item
 
 ZIP, TREE = "images.zip", "tree.json"  # data/raw: the packed images, or where the tree is read in place

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from imageclf.data import archive, fashion_mnist
 from imageclf.core.errors import UserError
 from imageclf.core.params import Field, Section
+from imageclf.data import archive, fashion_mnist
 from imageclf.data.images import IMAGE_EXTENSIONS, encode_png
 
 LIST_FILES = {"train.txt": "train", "val.txt": "val", "validation.txt": "val", "test.txt": "test"}

@@ -10,12 +10,11 @@ import numpy as np
 import pandas as pd
 
 from imageclf.core import paths
-from imageclf.core.paths import SPLITS
 from imageclf.core.errors import UserError
 from imageclf.core.params import Field, Section
+from imageclf.core.paths import SPLITS
 from imageclf.data import plots
 from imageclf.data.ingest import read_manifest
-
 
 
 def _fractions(value: dict) -> str | None:
