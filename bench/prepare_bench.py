@@ -37,14 +37,8 @@ def build_raw(work: Path, copies: int) -> list[str]:
     items = [sources.Item(f"c{k}/{i.path}", i.class_key, i.class_name, i.id, i.origin) for k in range(copies)
              for i in col.items]
     ingest.write(sources.Collection(items, [], {}, col.class_order), work / "raw", work / "reports", MAX_PIXELS, 1)
-    manifest = ingest.read_manifest(work / "raw/manifest.csv")
-    manifest["hash"] = manifest["path"]  # repeated copies are not leakage here
-    result = splitting.split(manifest, {}, {"train": 0.8, "val": 0.1, "test": 0.1}, 0, None, False)
-    (work / "split").mkdir()
-    for name, frame in result.splits.items():
-        frame.to_csv(work / "split" / f"{name}.csv", index=False)
-    (work / "split/classes.json").write_text(json.dumps({"classes": list(ingest.read_manifest(
-        work / "raw/manifest.csv").drop_duplicates("label").sort_values("label")["class_name"])}))
+    split = {"seed": 0, "fractions": {"train": 0.8, "val": 0.1, "test": 0.1}, "drop_leaked": False, "exclude": []}
+    splitting.write(split, None, "test", work / "raw", work / "split", work / "reports")  # copies are not leakage
     return [str(i.origin) for i in col.items]
 
 

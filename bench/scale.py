@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/scale.py                        # 10k, 40k, 160k images with this working tree's code
     .venv/bin/python bench/scale.py --sizes 10000 40000 --ref HEAD~3   # and a commit's code, side by side
+    .venv/bin/python bench/scale.py --alone --ref HEAD~3   # download and split alone (python -m stages.X, no DVC)
 
 Generates folder-per-class trees of 96 px JPEGs (20 classes; once, under --work), then for each size runs
 `dvc repro` stage by stage (download, split, prepare, one epoch of mlp and its evaluation) in a copy of the project
@@ -9,7 +10,9 @@ with `data:` set and `prepare.image_size: 64`, `color: rgb` (as in issue 25). Pe
 (of the stage's largest process, GNU time), and the disk of the project's data/ and DVC cache counted once per file
 (a hard-linked file is one file). Prints the growth ratio between sizes (linear: 4.0 per 4x) and adds the run to
 bench/results/scale.json (keyed by `git describe`), from which docs/benchmarks.md's table is generated
-(ci/doc_tables.py).
+(ci/doc_tables.py). Under `dvc repro` the largest process of download is DVC's own (it hashes the tree, the stage's
+dependency); --alone runs download and split as plain processes instead, so their own memory shows
+(bench/results/scale_alone.json).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from ruamel.yaml import YAML
 ROOT = Path(__file__).resolve().parents[1]
 CLASSES, SIDE = 20, 96
 STAGES = ("download", "split", "prepare", "train@mlp", "evaluate@mlp")
+ALONE = ("download", "split")  # --alone: these stages' own processes, without DVC
 
 
 def _picture(job: tuple[str, int, int]) -> None:
@@ -89,12 +93,14 @@ def disk_mb(work: Path) -> float:
     return round(int(out.stdout.strip().splitlines()[-1].split()[0]) / 1024, 1)
 
 
-def run_stage(work: Path, stage: str) -> dict:
-    """`dvc repro -s stage` under GNU time: seconds and peak RSS (MB) of its largest process."""
+def run_stage(work: Path, stage: str, alone: bool = False) -> dict:
+    """`dvc repro -s stage` (or, alone, `python -m stages.<stage>`) under GNU time: seconds and peak RSS (MB) of
+    its largest process."""
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    command = [sys.executable, "-m", f"stages.{stage}"] if alone else ["dvc", "repro", "-s", stage]
     start = time.perf_counter()
-    result = subprocess.run(["/usr/bin/time", "-f", "%M", "dvc", "repro", "-s", stage], cwd=work, env=env,
-                            capture_output=True, text=True)
+    result = subprocess.run(["/usr/bin/time", "-f", "%M", *command], cwd=work, env=env, capture_output=True,
+                            text=True)
     seconds = time.perf_counter() - start
     if result.returncode:
         raise SystemExit(f"{stage} failed in {work}:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
@@ -102,12 +108,12 @@ def run_stage(work: Path, stage: str) -> dict:
     return {"seconds": round(seconds, 1), "peak_rss_mb": round(peak_kb / 1024), "disk_mb": disk_mb(work)}
 
 
-def measure(source: Path, work: Path, sizes: list[int], label: str) -> dict:
+def measure(source: Path, work: Path, sizes: list[int], label: str, alone: bool = False) -> dict:
     rows = {}
     for n in sizes:
         data = tree(work, n)
         proj = project(source, work / f"project_{label}", data)
-        rows[n] = {stage: run_stage(proj, stage) for stage in STAGES}
+        rows[n] = {stage: run_stage(proj, stage, alone) for stage in (ALONE if alone else STAGES)}
         for stage, row in rows[n].items():
             row["images_per_s"] = round(n / max(row["seconds"], 1e-9))
             print(f"{label} {n:>7} {stage:<10} {row['seconds']:>7.1f} s {row['images_per_s']:>6} img/s "
@@ -123,7 +129,7 @@ def growth(rows: dict) -> None:
     sizes = sorted(rows)
     for small, big in zip(sizes, sizes[1:], strict=False):
         print(f"x{big / small:.0f} images ({small} -> {big}):")
-        for stage in STAGES:
+        for stage in (s for s in STAGES if s in rows[small]):
             a, b = rows[small][stage], rows[big][stage]
             print(f"  {stage:<12} time {b['seconds'] / a['seconds']:.2f}x  "
                   f"peak RSS {b['peak_rss_mb'] / a['peak_rss_mb']:.2f}x")
@@ -134,6 +140,7 @@ if __name__ == "__main__":
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 40_000, 160_000])
     parser.add_argument("--work", type=Path, default=Path("/tmp/imageclf-scale"))
     parser.add_argument("--ref", help="also measure this git commit's code, side by side")
+    parser.add_argument("--alone", action="store_true", help="download and split only, without DVC")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     def describe(*rev: str) -> str:
@@ -146,10 +153,10 @@ if __name__ == "__main__":
         subprocess.run(["git", "worktree", "remove", "--force", str(ref_tree)], cwd=ROOT, capture_output=True)
         subprocess.run(["git", "worktree", "add", "--detach", str(ref_tree), args.ref], cwd=ROOT, check=True)
         runs = {describe(args.ref): ref_tree, **runs}
-    out = ROOT / "bench/results/scale.json"  # runs of other code versions already there are kept
+    out = ROOT / f"bench/results/scale{'_alone' if args.alone else ''}.json"  # other code versions' runs are kept
     results = json.loads(out.read_text())["runs"] if out.exists() else {}
     for label, source in runs.items():
-        results[label] = measure(source, args.work, args.sizes, label)
+        results[label] = measure(source, args.work, args.sizes, label, args.alone)
         growth(results[label])
         out.write_text(json.dumps({"classes": CLASSES, "side": SIDE, "runs": results}, indent=1) + "\n")
     print(f"wrote {out}")

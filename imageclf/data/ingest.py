@@ -7,13 +7,20 @@ only as arrays (Fashion-MNIST) are written once as PNGs into one uncompressed zi
 
 from __future__ import annotations
 
+import array
 import contextlib
+import csv
+import itertools
 import json
 import multiprocessing
+import multiprocessing.pool
+import tempfile
 import zipfile
-from collections import Counter
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import IO
 
+import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
@@ -50,71 +57,106 @@ def write(collection: Collection, out_dir: Path, reports: Path, max_pixels: int,
           n_workers: int = 0, conflicts: str = "drop") -> dict:
     """Validate every item, write where the usable ones are read from (tree.json, or packed into images.zip), the
     manifest and reports; pixel-identical images under different classes are handled by `conflicts` (CONFLICTS) and
-    listed."""
+    listed.
+
+    Memory does not grow with the number of images beyond 12 bytes an image (a hash prefix and its class): the items
+    come in path order, their rows go to a temporary file as they are checked, and a second pass over that file
+    labels them into the manifest.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     for stale in (ZIP, TREE):
         (out_dir / stale).unlink(missing_ok=True)
     reports.mkdir(parents=True, exist_ok=True)
-    if len({item.path for item in collection.items}) != len(collection.items):
-        dup = next(p for p, n in Counter(i.path for i in collection.items).items() if n > 1)
-        raise UserError(f"two images map to the same tree path '{dup}'")
-    # the manifest as columns (a list per field, not a dict per image): a few hundred bytes an image
-    columns: dict[str, list] = {c: [] for c in MANIFEST_COLUMNS if c != "label"} | {"class_key": []}
-    skipped = list(collection.skipped)
+    total = sum(1 for _ in collection.items)  # a walk that reads no image: the progress bar's length
     pack = collection.root is None
-    jobs = ((item, max_pixels, pack) for item in collection.items)
-    ctx = multiprocessing.get_context("fork")
-    packed = zipfile.ZipFile(out_dir / ZIP, "w", zipfile.ZIP_STORED) if pack else contextlib.nullcontext()
-    with ctx.Pool(workers(n_workers)) as pool, packed as zf:
-        results = tqdm(pool.imap(_inspect, jobs, chunksize=256), total=len(collection.items),
-                       desc="download: check images", unit="img")
-        for item, (path, data, info, reason) in zip(collection.items, results, strict=True):
-            if info is None:
-                skipped.append((path, reason))
-                continue
-            if pack:
-                zf.writestr(zipfile.ZipInfo(path, date_time=(1980, 1, 1, 0, 0, 0)), data)
-            for key, value in _row(item, info).items():
-                columns.setdefault(key, []).append(value)
+    rows, skipped = _Rows(), []
+    with tempfile.TemporaryFile("w+", encoding="utf-8", newline="", dir=out_dir) as checked:
+        writer = csv.writer(checked, lineterminator="\n")
+        packed = zipfile.ZipFile(out_dir / ZIP, "w", zipfile.ZIP_STORED) if pack else contextlib.nullcontext()
+        with multiprocessing.get_context("fork").Pool(workers(n_workers)) as pool, packed as zf:
+            results = tqdm(_checked(pool, collection.items, max_pixels, pack), total=total,
+                           desc="download: check images", unit="img")
+            for item, (path, data, info, reason) in results:
+                if info is None:
+                    skipped.append((path, reason))
+                    continue
+                if pack:
+                    zf.writestr(zipfile.ZipInfo(path, date_time=(1980, 1, 1, 0, 0, 0)), data)
+                writer.writerow(rows.add(item, info))
+        skipped += collection.skipped  # what the source passed over (a tree walk lists it as it goes)
+        labels = _labels(rows, collection.class_order, min_per_class)
+        summary = _write_manifest(rows, labels, CONFLICTS[conflicts], checked, out_dir, reports)
     if not pack:
         (out_dir / TREE).write_text(json.dumps({"root": str(collection.root)}) + "\n")
-    manifest = _label(pd.DataFrame(columns), collection, min_per_class)
-    duplicates = _duplicates(manifest)  # every copy, the conflicting ones too
-    conflicting, manifest = _conflicts(manifest, conflicts)
-    conflicting.to_csv(reports / "conflicts.csv", index=False)
-    manifest.to_csv(out_dir / "manifest.csv", index=False)
     (out_dir / "split_lists.json").write_text(json.dumps(collection.lists, indent=1, sort_keys=True) + "\n")
     pd.DataFrame(sorted(skipped), columns=["path", "reason"]).to_csv(reports / "skipped.csv", index=False)
-    duplicates.to_csv(reports / "duplicates.csv", index=False)
-    summary = {"images": len(manifest), "classes": int(manifest["label"].nunique()), "skipped": len(skipped),
-               "duplicate_groups": int(duplicates["hash"].nunique()),
-               "conflicting_duplicates": int(conflicting["hash"].nunique()),
-               "conflicts_dropped": int((~conflicting["kept"]).sum())}
+    summary = {"images": summary.pop("images"), "classes": summary.pop("classes"), "skipped": len(skipped), **summary}
     (reports / "download.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
 
-def _row(item: Item, info: images.ImageInfo) -> dict:
-    return {"path": item.path, "class_key": item.class_key, "class_name": item.class_name, "id": item.id,
-            "width": info.width, "height": info.height, "grey": info.grey, "hash": info.hash,
-            "official_split": item.official_split, **item.extra}
+BLOCK = 2048  # images given to the worker pool at a time; at most two blocks are in flight
 
 
-def _label(manifest: pd.DataFrame, collection: Collection, min_per_class: int) -> pd.DataFrame:
-    """Give each class an integer label (canonical order if the source has one) and enforce min_per_class."""
-    if manifest.empty:
+def _checked(pool: multiprocessing.pool.Pool, items: Iterable[Item], max_pixels: int, pack: bool
+             ) -> Iterator[tuple[Item, tuple]]:
+    """(item, what _inspect says of it) in the items' order, reading ahead by at most two blocks (Pool.imap would
+    pull the whole stream into its task queue)."""
+    stream, pending = iter(items), None
+    while True:
+        block = list(itertools.islice(stream, BLOCK))
+        job = pool.map_async(_inspect, [(item, max_pixels, pack) for item in block], chunksize=64) if block else None
+        if pending is not None:
+            yield from zip(pending[0], pending[1].get(), strict=True)
+        if job is None:
+            return
+        pending = block, job
+
+
+class _Rows:
+    """What is kept in memory of the checked images, row by row in path order: the first 8 bytes of the pixel hash
+    and the class (an index into `keys`), for the labels, duplicates and conflicts."""
+
+    def __init__(self):
+        self.hashes, self.classes = array.array("Q"), array.array("I")
+        self.keys: dict[str, int] = {}  # class key -> index, in order of appearance
+        self.names: list[str] = []  # each class's display name, from its first image
+        self.extra: list[str] | None = None  # the source's extra columns (elpv: cell_type)
+        self.last = ""
+
+    def add(self, item: Item, info: images.ImageInfo) -> list:
+        """Keep the row's hash and class; returns the row to write (class key in place of the label)."""
+        if item.path <= self.last:
+            if item.path == self.last:
+                raise UserError(f"two images map to the same tree path '{item.path}'")
+            raise RuntimeError(f"a source gave its items out of path order: '{item.path}' after '{self.last}'")
+        self.last = item.path
+        if self.extra is None:
+            self.extra = list(item.extra)
+        index = self.keys.setdefault(item.class_key, len(self.keys))
+        if index == len(self.names):
+            self.names.append(item.class_name)
+        self.hashes.append(int(info.hash[:16], 16))
+        self.classes.append(index)
+        return [item.path, item.class_key, item.id, info.width, info.height, info.grey, info.hash,
+                item.official_split, *(item.extra[k] for k in self.extra)]
+
+
+
+def _labels(rows: _Rows, class_order: list[str] | None, min_per_class: int) -> np.ndarray:
+    """The integer label of each class index (the source's canonical order, else sorted keys); enforces
+    min_per_class."""
+    if not rows.keys:
         raise UserError("the dataset holds no usable image; see reports/data/skipped.csv for what was passed over")
-    counts = manifest["class_key"].value_counts()
-    keys = collection.class_order or sorted(counts.index)
+    counts = np.bincount(np.frombuffer(rows.classes, dtype=np.uint32), minlength=len(rows.keys))
+    keys = class_order or sorted(rows.keys)
     for key in keys:
-        if counts.get(key, 0) < min_per_class:
-            raise UserError(f"class '{key}' has {counts.get(key, 0)} usable images, fewer than data.min_per_class="
+        have = int(counts[rows.keys[key]]) if key in rows.keys else 0
+        if have < min_per_class:
+            raise UserError(f"class '{key}' has {have} usable images, fewer than data.min_per_class="
                             f"{min_per_class}; add images, remove the class, or lower data.min_per_class")
-    names = manifest.drop_duplicates("class_key").set_index("class_key")["class_name"]
-    manifest["class_name"] = manifest["class_key"].map(names)  # one display name per class
-    manifest.insert(1, "label", manifest["class_key"].map({k: i for i, k in enumerate(keys)}).astype(int))
-    extra = [c for c in manifest.columns if c not in MANIFEST_COLUMNS and c != "class_key"]
-    return manifest[MANIFEST_COLUMNS + extra].sort_values("path", kind="stable").reset_index(drop=True)
+    label_of = {key: i for i, key in enumerate(keys)}
+    return np.array([label_of[key] for key in rows.keys], dtype=np.int64)
 
 
 # data.conflicts: what to do with pixel-identical images filed under different classes. drop (the default): every
@@ -127,28 +169,55 @@ CONFLICTS = {
 }
 
 
-def _conflicts(manifest: pd.DataFrame, policy: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(the label conflicts with whether each copy was kept, the manifest without the dropped copies)."""
-    labels = manifest.groupby("hash")["class_name"].nunique()
-    rows = manifest[manifest["hash"].isin(labels[labels > 1].index)].sort_values(["hash", "path"])
-    kept = [k for _, group in rows.groupby("hash", sort=True) for k in CONFLICTS[policy](group)]
-    table = rows[["hash", "path", "class_name"]].assign(kept=kept)
-    dropped = set(table.loc[~table["kept"], "path"])
-    return table, manifest[~manifest["path"].isin(dropped)].reset_index(drop=True)
+def repeated(prefixes: np.ndarray) -> set[int]:
+    """The rows whose hash prefix another row has too: every copy of an image, and (rarely) a different image
+    whose hash starts the same, which a look at the full hashes tells apart."""
+    ordered = np.sort(prefixes)
+    shared = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
+    return set(np.flatnonzero(np.isin(prefixes, shared)).tolist())
 
 
-def _duplicates(manifest: pd.DataFrame) -> pd.DataFrame:
-    """Every image whose pixels another image has too, grouped by hash."""
-    shared = manifest[manifest.duplicated("hash", keep=False)]
-    return shared[["hash", "path", "class_name"]].sort_values(["hash", "path"])
-
-
-def read_manifest(path: Path) -> pd.DataFrame:
-    """The manifest written by the download stage."""
-    if not path.exists():
-        raise UserError(f"{path} not found; run the download stage first (dvc repro)")
-    return pd.read_csv(path, dtype={"path": str, "class_name": str, "id": str, "hash": str},
-                       keep_default_na=False)
+def _write_manifest(rows: _Rows, labels: np.ndarray, policy, checked: IO[str], out_dir: Path, reports: Path) -> dict:
+    """Label the checked rows (the temporary file) into manifest.csv, less the copies the conflict policy drops, and
+    write duplicates.csv (every image whose pixels another has too) and conflicts.csv; returns the summary's
+    counts."""
+    classes = np.frombuffer(rows.classes, dtype=np.uint32)
+    candidates = repeated(np.frombuffer(rows.hashes, dtype=np.uint64))
+    by_hash: dict[str, list[int]] = {}  # the candidates by full hash, rows in path order
+    checked.seek(0)
+    for row, fields in enumerate(csv.reader(checked)):
+        if row in candidates:
+            by_hash.setdefault(fields[6], []).append(row)
+    groups = {digest: members for digest, members in by_hash.items() if len(members) > 1}
+    kept_as: dict[int, bool] = {}  # row of a label conflict -> whether the policy keeps it
+    for members in groups.values():
+        if len(set(classes[members])) > 1:
+            kept_as.update(zip(members, policy(members), strict=True))
+    copies = {row for members in groups.values() for row in members}
+    duplicates, conflicts = [], []
+    checked.seek(0)
+    with open(out_dir / "manifest.csv", "w", encoding="utf-8", newline="") as fh:
+        manifest = csv.writer(fh, lineterminator="\n")
+        manifest.writerow(MANIFEST_COLUMNS + (rows.extra or []))
+        for row, (path, key, id_, width, height, grey, digest, official, *extra) in enumerate(csv.reader(checked)):
+            index = rows.keys[key]
+            name = rows.names[index]
+            if row in copies:
+                duplicates.append((digest, path, name))
+            if row in kept_as:
+                conflicts.append((digest, path, name, kept_as[row]))
+            if kept_as.get(row, True):
+                manifest.writerow([path, labels[index], name, id_, width, height, grey, digest, official, *extra])
+    pd.DataFrame(sorted(conflicts), columns=["hash", "path", "class_name", "kept"]).to_csv(
+        reports / "conflicts.csv", index=False)
+    pd.DataFrame(sorted(duplicates), columns=["hash", "path", "class_name"]).to_csv(
+        reports / "duplicates.csv", index=False)
+    dropped = [row for row, kept in kept_as.items() if not kept]
+    kept = np.ones(len(classes), bool)
+    kept[dropped] = False
+    return {"images": int(kept.sum()), "classes": len(np.unique(labels[classes[kept]])),
+            "duplicate_groups": len(groups), "conflicting_duplicates": len({digest for digest, *_ in conflicts}),
+            "conflicts_dropped": len(dropped)}
 
 
 class RawImages:

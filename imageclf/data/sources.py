@@ -1,8 +1,9 @@
 """Dataset sources: each turns params.data into labelled items for the raw image tree.
 
-A source returns a Collection: the images (with their label), files passed over (with the reason), split lists the
-dataset ships (LEGO's validation.txt, ...) and, for a tree of files, its folder (read in place, never copied). Adding
-a source is one function in SOURCES.
+A source returns a Collection: the images (with their label) in path order, files passed over (with the reason),
+split lists the dataset ships (LEGO's validation.txt, ...) and, for a tree of files, its folder (read in place, never
+copied). A tree's images are a walk made on demand, so no source holds a list of a million files. Adding a source is
+one function in SOURCES.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import csv
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,26 +39,51 @@ class Item:
 
     def read(self) -> bytes:
         """The image file's bytes (pixels from an array source are encoded as PNG)."""
-        return encode_png(self.origin) if isinstance(self.origin, np.ndarray) else Path(self.origin).read_bytes()
+        return encode_png(self.origin) if isinstance(self.origin, np.ndarray) else _read_file(self.origin)
 
 
 @dataclass
 class Collection:
-    items: list[Item]
+    """A source's images. `items` come in path order and can be iterated more than once: a list (sorted here), or a
+    tree walk made on demand, which fills `skipped` with the files it passes over as it goes."""
+
+    items: Iterable[Item]
     skipped: list[tuple[str, str]]  # (path, reason)
     lists: dict[str, list[str]]  # split name -> listed file names, as shipped with the dataset
     class_order: list[str] | None = None  # canonical class-key order, else sorted keys
     root: Path | None = None  # every item is the file root / item.path, read there in place; None: packed into a zip
 
+    def __post_init__(self):
+        if isinstance(self.items, list):
+            self.items = sorted(self.items, key=lambda item: item.path)
+
+
+class Walk:
+    """Items made on demand by `make(skipped)`, which appends what it passes over to `skipped`; each iteration starts
+    a fresh walk (and a fresh `skipped`)."""
+
+    def __init__(self, make: Callable[[list[tuple[str, str]]], Iterator[Item]]):
+        self.make, self.skipped = make, []
+
+    def __iter__(self) -> Iterator[Item]:
+        self.skipped.clear()
+        return self.make(self.skipped)
+
 
 def _fashion_mnist(data: dict) -> Collection:
-    items = []
-    for split, (images, labels) in fashion_mnist.load(Path(data["path"])).items():
-        for i, (pixels, label) in enumerate(zip(images, labels, strict=True)):
-            name = fashion_mnist.CLASSES[label]
-            folder = name.replace("/", "_")
-            items.append(Item(f"{split}/{folder}/{i:05d}.png", name, name, f"{split}-{i:05d}", pixels, split))
-    return Collection(items, [], {}, list(fashion_mnist.CLASSES))
+    arrays = fashion_mnist.load(Path(data["path"]))
+    folders = sorted((name.replace("/", "_") + "/", label) for label, name in enumerate(fashion_mnist.CLASSES))
+
+    def in_path_order(_skipped: list) -> Iterator[Item]:  # split/class folder/index, the index zero-padded
+        for split in sorted(arrays):
+            images, labels = arrays[split]
+            for folder, label in folders:
+                name = fashion_mnist.CLASSES[label]
+                for i in np.flatnonzero(labels == label):
+                    yield Item(f"{split}/{folder}{i:05d}.png", name, name, f"{split}-{i:05d}", images[i], split)
+
+    walk = Walk(in_path_order)
+    return Collection(walk, walk.skipped, {}, list(fashion_mnist.CLASSES))
 
 
 ELPV_CLASSES = {0.0: "0.00", 1 / 3: "0.33", 2 / 3: "0.67", 1.0: "1.00"}
@@ -79,7 +105,7 @@ def _elpv(data: dict) -> Collection:
             if key is None:
                 skipped.append((rel, f"unknown defect probability {prob}"))
                 continue
-            items.append(Item(rel, key, key, Path(rel).stem, str(root / rel), extra={"cell_type": cell_type}))
+            items.append(Item(rel, key, key, _stem(rel), f"{root}/{rel}", extra={"cell_type": cell_type}))
     return Collection(items, skipped, {}, list(ELPV_CLASSES.values()), root)
 
 
@@ -141,42 +167,84 @@ def collect(data: dict) -> Collection:
 
 def scan_tree(root: Path, data: dict) -> Collection:
     """Walk an image tree and label every file by data.labels; anything not used is listed with a reason."""
-    files, lists = [], {}
     labels_csv = _labels_csv_path(root, data) if data["labels"] == "csv" else None
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for name in sorted(filenames):
-            path = Path(dirpath) / name
-            rel = path.relative_to(root).as_posix()
-            if name.startswith(".") or path == labels_csv:
+    lists: dict[str, list[str]] = {}
+    for name, split in LIST_FILES.items():
+        if (root / name).is_file():
+            lists.setdefault(split, []).extend(_read_list(root / name))
+    label = LABELLERS[data["labels"]](root, data, labels_csv)
+    csv_rel = os.path.relpath(labels_csv, root).replace(os.sep, "/") if labels_csv else None
+
+    def labelled(skipped: list) -> Iterator[Item]:
+        for rel in _files(root):
+            if rel == csv_rel or rel in LIST_FILES:
                 continue
-            if rel in LIST_FILES:
-                lists.setdefault(LIST_FILES[rel], []).extend(_read_list(path))
+            if not rel.lower().endswith(IMAGE_EXTENSIONS):
+                skipped.append((rel, "not an image file extension"))
+                continue
+            item = label(rel)
+            if isinstance(item, str):
+                skipped.append((rel, item))
             else:
-                files.append(rel)
-    images = [rel for rel in files if rel.lower().endswith(IMAGE_EXTENSIONS)]
-    skipped = [(rel, "not an image file extension") for rel in files if not rel.lower().endswith(IMAGE_EXTENSIONS)]
-    items, more = LABELLERS[data["labels"]](root, images, data, labels_csv)
-    return Collection(items, skipped + more, lists, root=root)
+                yield item
+        label(None)  # the labeller's checks over the whole tree
+
+    walk = Walk(labelled)
+    return Collection(walk, walk.skipped, lists, root=root)
+
+
+def _files(root: Path, rel: str = "") -> Iterator[str]:
+    """Every file under root (hidden ones left out) as a relative POSIX path, in the order of those paths as strings:
+    a folder 'a' sorts as 'a/', so 'a.png' < 'a/x.png' < 'a-b/y.png' is not the order os.walk gives."""
+    with os.scandir(root / rel if rel else root) as scan:
+        names = sorted(e.name + "/" if e.is_dir(follow_symlinks=False) else e.name
+                       for e in scan if not e.name.startswith("."))
+    for name in names:
+        if name.endswith("/"):
+            yield from _files(root, f"{rel}{name}")
+        else:
+            yield f"{rel}{name}"
+
+
+def _stem(rel: str) -> str:
+    """Path(rel).stem without pathlib, which interns every path part it parses (a table that only grows: a tree's
+    walk keeps per-image paths as plain strings)."""
+    name = rel.rsplit("/", 1)[-1]
+    dot = name.rfind(".")
+    return name[:dot] if 0 < dot < len(name) - 1 else name
+
+
+def _read_file(path: str) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read()
 
 
 def _read_list(path: Path) -> list[str]:
     return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def _by_folder(root: Path, images: list[str], data: dict, _csv: Path | None) -> tuple[list[Item], list]:
-    items, skipped = [], []
-    for rel in images:
+# A labeller is made once per tree; it turns a file's path into its Item, or the reason it is passed over, and is
+# called with None when the walk is over (for checks over the whole tree).
+Labeller = Callable[[str | None], "Item | str | None"]
+
+
+def _by_folder(root: Path, data: dict, _csv: Path | None) -> Labeller:
+    used: set[str] = set()
+
+    def label(rel: str | None) -> Item | str | None:
+        if rel is None:
+            for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+                if sub.name not in used:
+                    raise UserError(f"data.path: class folder '{sub.name}' holds no usable image; add images or "
+                                    "remove it")
+            return None
         parts = rel.split("/")
         if len(parts) == 1:
-            skipped.append((rel, "not inside a class folder (data.labels is 'folder')"))
-            continue
-        items.append(Item(rel, parts[0], parts[0], Path(rel).stem, str(root / rel)))
-    used = {item.class_key for item in items}
-    for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        if sub.name not in used:
-            raise UserError(f"data.path: class folder '{sub.name}' holds no usable image; add images or remove it")
-    return items, skipped
+            return "not inside a class folder (data.labels is 'folder')"
+        used.add(parts[0])
+        return Item(rel, parts[0], parts[0], _stem(rel), f"{root}/{rel}")
+
+    return label
 
 
 def _labels_csv_path(root: Path, data: dict) -> Path:
@@ -188,10 +256,10 @@ def _labels_csv_path(root: Path, data: dict) -> Path:
     return path
 
 
-def _by_csv(root: Path, images: list[str], data: dict, labels_csv: Path | None) -> tuple[list[Item], list]:
+def _by_csv(root: Path, data: dict, labels_csv: Path | None) -> Labeller:
     assert labels_csv is not None
-    on_disk = set(images)
     labels: dict[str, str] = {}
+    names: dict[str, str] = {}  # one string per class name, however many images it has
     with open(labels_csv, encoding="utf-8", newline="") as fh:
         reader = csv.DictReader(fh)
         if not reader.fieldnames or not {"path", "label"} <= set(reader.fieldnames):
@@ -203,33 +271,48 @@ def _by_csv(root: Path, images: list[str], data: dict, labels_csv: Path | None) 
                 raise UserError(f"{labels_csv} line {line}: empty path or label")
             if rel in labels:
                 raise UserError(f"{labels_csv} line {line}: '{rel}' is listed twice")
-            if rel not in on_disk:
-                why = "is not an image file" if (root / rel).exists() else "does not exist"
+            if not _walked_image(root, rel):
+                why = "is not an image file" if os.path.exists(f"{root}/{rel}") else "does not exist"
                 raise UserError(f"{labels_csv} line {line}: '{rel}' {why} under {root}")
-            labels[rel] = label
-    items = [Item(rel, labels[rel], labels[rel], Path(rel).stem, str(root / rel)) for rel in images if rel in labels]
-    skipped = [(rel, f"not listed in {labels_csv.name}") for rel in images if rel not in labels]
-    return items, skipped
+            labels[rel] = names.setdefault(label, label)
+
+    def label(rel: str | None) -> Item | str | None:
+        if rel is None:
+            return None
+        if rel not in labels:
+            return f"not listed in {labels_csv.name}"
+        return Item(rel, labels[rel], labels[rel], _stem(rel), f"{root}/{rel}")
+
+    return label
 
 
-def _by_regex(root: Path, images: list[str], data: dict, _csv: Path | None) -> tuple[list[Item], list]:
+def _walked_image(root: Path, rel: str) -> bool:
+    """Whether the tree walk meets rel as an image file (no hidden part, an image extension)."""
+    parts = rel.split("/")
+    return (rel.lower().endswith(IMAGE_EXTENSIONS) and "" not in parts and ".." not in parts
+            and not any(p.startswith(".") for p in parts) and os.path.isfile(f"{root}/{rel}"))
+
+
+def _by_regex(root: Path, data: dict, _csv: Path | None) -> Labeller:
     try:
         pattern = re.compile(data["filename_regex"])
     except re.error as err:
         raise UserError(f"data.filename_regex: not a valid regular expression ({err})") from None
     if "label" not in pattern.groupindex:
         raise UserError("data.filename_regex: needs a named group (?P<label>...) for the class")
-    items, skipped = [], []
-    for rel in images:
-        match = pattern.fullmatch(Path(rel).name)
+
+    def label(rel: str | None) -> Item | str | None:
+        if rel is None:
+            return None
+        match = pattern.fullmatch(rel.rsplit("/", 1)[-1])
         if not match:
-            skipped.append((rel, "file name does not match data.filename_regex"))
-            continue
+            return "file name does not match data.filename_regex"
         groups = match.groupdict()
         key = groups["label"]
         name = f"{key} {groups['name']}" if groups.get("name") else key
-        items.append(Item(rel, key, name, groups.get("id") or Path(rel).stem, str(root / rel)))
-    return items, skipped
+        return Item(rel, key, name, groups.get("id") or _stem(rel), f"{root}/{rel}")
+
+    return label
 
 
 LABELLERS = {"folder": _by_folder, "csv": _by_csv, "regex": _by_regex}  # data.labels: how a tree names classes

@@ -1,9 +1,18 @@
-"""Assign every manifest row to train / val / test: shipped split lists, official test set, or stratified."""
+"""Assign every manifest row to train / val / test: shipped split lists, official test set, or stratified.
+
+The manifest is read row by row, never held: into arrays of what the rules need (label, official split, shipped
+list, split.exclude, a hash prefix: about 20 bytes an image), then for the full hashes of possible copies, then to
+write each row to its split's list.
+"""
 
 from __future__ import annotations
 
+import array
+import contextlib
+import csv
 import json
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +23,7 @@ from imageclf.core.errors import UserError
 from imageclf.core.params import Field, Section
 from imageclf.core.paths import SPLITS
 from imageclf.data import plots
-from imageclf.data.ingest import read_manifest
+from imageclf.data.ingest import repeated
 
 
 def _fractions(value: dict) -> str | None:
@@ -36,42 +45,112 @@ PARAMS = Section({
                      f"must be a list of image paths, got {v!r}"),
 })
 
+NONE = -1  # a row in no split; the others are indices into SPLITS
+# why a row is in no split (split_excluded.csv), by code
+REASONS = {1: "in no shipped split list", 2: "same content as an image of an earlier split",
+           3: "listed in split.exclude"}
+UNLISTED, LEAKED, EXCLUDED = REASONS
+
+
+@dataclass
+class Rows:
+    """What the split rules need of each manifest row, in the manifest's (path) order."""
+
+    labels: np.ndarray  # int
+    copies: dict[int, str]  # the pixel hash of every row whose pixels another row has too
+    official_test: np.ndarray  # bool: the dataset's own test set (Fashion-MNIST)
+    excluded: np.ndarray  # bool: listed in split.exclude
+    class_names: dict[int, str]  # label -> class name
+    listed: dict[str, list[tuple[str, list[int]]]] = field(default_factory=dict)  # shipped list: (entry, rows)
+
+
+def read_rows(manifest: Path, lists: dict[str, list[str]], exclude: list[str]) -> Rows:
+    """The manifest's rows as arrays, with the rows each shipped-list entry names and split.exclude checked."""
+    if not manifest.exists():
+        raise UserError(f"{manifest} not found; run the download stage first (dvc repro)")
+    entries = {s: [e.replace("\\", "/").lstrip("./") for e in names] for s, names in lists.items()}
+    wanted = {e for names in entries.values() for e in names}
+    by_path: dict[str, int] = {}
+    by_name: dict[str, list[int]] = {}
+    labels, prefixes, official, excluded = array.array("i"), array.array("Q"), bytearray(), bytearray()
+    names: dict[int, str] = {}
+    unknown, last = set(exclude), ""
+    with open(manifest, encoding="utf-8", newline="") as fh:
+        reader = csv.reader(fh)
+        column = {name: i for i, name in enumerate(next(reader))}
+        at = [column[c] for c in ("path", "label", "class_name", "hash", "official_split")]
+        for row, fields in enumerate(reader):
+            path, label, name, digest, split = (fields[i] for i in at)
+            if path <= last:
+                raise UserError(f"{manifest}: rows not in path order at '{path}'; run the download stage again "
+                                "(dvc repro -f download)")
+            last = path
+            labels.append(int(label))
+            names.setdefault(int(label), name)
+            prefixes.append(int(digest[:16], 16))
+            official.append(split == "test")
+            excluded.append(path in unknown or path in exclude)
+            unknown.discard(path)
+            if path in wanted:
+                by_path[path] = row
+            base = path.rsplit("/", 1)[-1]
+            if base in wanted:
+                by_name.setdefault(base, []).append(row)
+    if unknown:
+        raise UserError(f"params.yaml: 'split.exclude' lists {len(unknown)} path(s) that are no image of the dataset, "
+                        f"e.g. {sorted(unknown)[0]!r}; use the paths of reports/audit/label_issues.csv or "
+                        "reports/data/*.csv")
+    listed = {s: [(e, [by_path[e]] if e in by_path else by_name.get(e, [])) for e in names]
+              for s, names in entries.items()}
+    return Rows(np.frombuffer(labels, dtype=np.int32), _copies(manifest, repeated(np.frombuffer(prefixes, np.uint64))),
+                np.frombuffer(bytes(official), dtype=bool), np.frombuffer(bytes(excluded), dtype=bool), names, listed)
+
+
+def _copies(manifest: Path, candidates: set[int]) -> dict[int, str]:
+    """The full hash of each candidate row that shares it with another row."""
+    found: dict[int, str] = {}
+    if candidates:
+        with open(manifest, encoding="utf-8", newline="") as fh:
+            reader = csv.reader(fh)
+            at = next(reader).index("hash")
+            found = {row: fields[at] for row, fields in enumerate(reader) if row in candidates}
+    counts = Counter(found.values())
+    return {row: digest for row, digest in found.items() if counts[digest] > 1}
+
 
 @dataclass
 class SplitResult:
-    splits: dict[str, pd.DataFrame]
-    leakage: pd.DataFrame  # hash, split, path of content that occurs in more than one split
-    excluded: pd.DataFrame  # path, reason of rows left out of every split
+    assignment: np.ndarray  # per row: an index into SPLITS, or NONE
+    reasons: np.ndarray  # per row: a REASONS code where the row is in no split on purpose, else 0
+    leaked: list[tuple[str, int, int]]  # (hash, split index, row) of content in more than one split, report order
     notes: list[str]
 
 
-def split(manifest: pd.DataFrame, lists: dict[str, list[str]], fractions: dict[str, float], seed: int,
-          max_per_class: int | None, drop_leaked: bool, exclude: list[str] = ()) -> SplitResult:
-    """Split the manifest; see README 'Split rules'.
+def split(rows: Rows, fractions: dict[str, float], seed: int, max_per_class: int | None,
+          drop_leaked: bool) -> SplitResult:
+    """Split the rows; see docs/datasets.md 'Split rules'.
 
     Splits the dataset assigns itself (shipped lists, an official test set) are kept exactly. Every other split
     whose fraction is > 0 is carved, stratified, from the training pool in proportion to split.fractions. Images
-    `exclude` lists are left out of every split first.
+    split.exclude lists are left out of every split.
     """
     notes: list[str] = []
     rng = np.random.default_rng(seed)
-    manifest = manifest.sort_values("path", kind="stable").reset_index(drop=True)
-    unknown = sorted(set(exclude) - set(manifest["path"]))
-    if unknown:
-        raise UserError(f"params.yaml: 'split.exclude' lists {len(unknown)} path(s) that are no image of the dataset, "
-                        f"e.g. {unknown[0]!r}; use the paths of reports/audit/label_issues.csv or reports/data/*.csv")
-    dropped_by_user = manifest["path"].isin(exclude)
-    left_out = pd.DataFrame({"path": manifest.loc[dropped_by_user, "path"], "reason": "listed in split.exclude"})
-    manifest = manifest[~dropped_by_user].reset_index(drop=True)
-    if lists:
-        assignment, excluded = _from_lists(manifest, lists)
-        fixed = set(lists) - {"train"}
-        notes.append(f"used the split lists shipped with the dataset: {', '.join(sorted(lists))}")
+    n = len(rows.labels)
+    reasons = np.zeros(n, np.int8)
+    if rows.listed:
+        assignment = _from_lists(rows.listed, n)
+        if "train" not in rows.listed:
+            assignment[assignment == NONE] = SPLITS.index("train")
+        reasons[assignment == NONE] = UNLISTED
+        fixed = set(rows.listed) - {"train"}
+        notes.append(f"used the split lists shipped with the dataset: {', '.join(sorted(rows.listed))}")
     else:
-        official = manifest["official_split"] == "test"
-        assignment = pd.Series(np.where(official, "test", "train"), index=manifest.index)
-        excluded = pd.DataFrame(columns=["path", "reason"])
-        fixed = {"test"} if official.any() else set()
+        assignment = np.full(n, SPLITS.index("train"), np.int8)
+        assignment[rows.official_test] = SPLITS.index("test")
+        fixed = {"test"} if (rows.official_test & ~rows.excluded).any() else set()
+    assignment[rows.excluded] = NONE
+    reasons[rows.excluded] = EXCLUDED
     ignored = sorted(s for s in fixed if fractions[s] > 0)
     if ignored:
         notes.append(f"the dataset ships its own {' and '.join(ignored)} split: split.fractions for it not used")
@@ -79,129 +158,149 @@ def split(manifest: pd.DataFrame, lists: dict[str, list[str]], fractions: dict[s
     carved = [s for s in SPLITS if s != "train" and carve[s] > 0]
     if carved:
         total = sum(carve.values())
-        pool = manifest.index[assignment == "train"]
-        assignment[pool] = _stratified(manifest.loc[pool], {s: v / total for s, v in carve.items()}, rng)
-        if fixed or lists:
+        pool = np.flatnonzero(assignment == SPLITS.index("train"))
+        assignment[pool] = _stratified(rows, pool, {s: v / total for s, v in carve.items()}, rng)
+        if fixed or rows.listed:
             notes.append(f"carved {' and '.join(carved)} from the training images, stratified, in proportion to "
                          "split.fractions")
     if max_per_class:
-        assignment = _cap(manifest, assignment, max_per_class, rng)
-    leakage, dropped = _leakage(manifest, assignment)
+        assignment = _cap(rows.labels, assignment, max_per_class, rng)
+    leaked, dropped = _leakage(rows.copies, assignment)
     if drop_leaked and len(dropped):
-        assignment[dropped] = ""
-        excluded = pd.concat([excluded, pd.DataFrame({"path": manifest.loc[dropped, "path"],
-                                                      "reason": "same content as an image of an earlier split"})])
-    splits = {name: manifest[assignment == name].reset_index(drop=True) for name in SPLITS}
-    excluded = pd.concat([excluded, left_out]) if len(left_out) else excluded
-    return SplitResult(splits, leakage, excluded.sort_values("path").reset_index(drop=True), notes)
+        assignment[dropped] = NONE
+        reasons[dropped] = LEAKED
+    return SplitResult(assignment, reasons, leaked, notes)
 
 
-def check_usable(splits: dict[str, pd.DataFrame], evaluate_split: str) -> None:
+def check_usable(sizes: dict[str, int], evaluate_split: str) -> None:
     """Training needs val images (early stopping) and evaluation needs images in evaluate.split: say so now."""
-    if splits["val"].empty:
+    if not sizes["val"]:
         raise UserError("split: the val split is empty, but training needs it (early stopping, best epoch); set "
                         "split.fractions.val > 0, or ship val.txt / validation.txt with the dataset")
-    if splits[evaluate_split].empty:
+    if not sizes[evaluate_split]:
         raise UserError(f"split: evaluate.split is '{evaluate_split}' but that split is empty; set "
                         f"split.fractions.{evaluate_split} > 0 (or ship {evaluate_split}.txt), or set evaluate.split "
                         "to val")
 
 
-def _from_lists(manifest: pd.DataFrame, lists: dict[str, list[str]]) -> tuple[pd.Series, pd.DataFrame]:
-    """Use shipped lists exactly; names may be tree paths or bare file names (LEGO's validation.txt)."""
-    by_path = {p: i for i, p in enumerate(manifest["path"])}
-    by_name: dict[str, list[int]] = {}
-    for i, p in enumerate(manifest["path"]):
-        by_name.setdefault(p.rsplit("/", 1)[-1], []).append(i)
-    assignment = pd.Series("", index=manifest.index)
+def _from_lists(listed: dict[str, list[tuple[str, list[int]]]], n: int) -> np.ndarray:
+    """Shipped lists used exactly; an entry may be a tree path or a bare file name (LEGO's validation.txt)."""
+    assignment = np.full(n, NONE, np.int8)
     for split_name in ("test", "val", "train"):
-        for entry in lists.get(split_name, []):
-            entry = entry.replace("\\", "/").lstrip("./")
-            rows = [by_path[entry]] if entry in by_path else by_name.get(entry, [])
-            if not rows:
+        for entry, matches in listed.get(split_name, []):
+            if not matches:
                 raise UserError(f"{split_name} split list: '{entry}' is not an image of the dataset (missing, or "
                                 "skipped: see reports/data/skipped.csv); fix the list or restore the file")
-            if len(rows) > 1:
-                raise UserError(f"{split_name} split list: '{entry}' matches {len(rows)} files; list tree paths")
-            if assignment[rows[0]] and assignment[rows[0]] != split_name:
-                raise UserError(f"split lists: '{entry}' is listed in both {assignment[rows[0]]} and {split_name}")
-            assignment[rows[0]] = split_name
-    unlisted = assignment == ""
-    if "train" not in lists:
-        assignment[unlisted] = "train"
-        unlisted[:] = False
-    excluded = pd.DataFrame({"path": manifest.loc[unlisted, "path"], "reason": "in no shipped split list"})
-    return assignment, excluded
+            if len(matches) > 1:
+                raise UserError(f"{split_name} split list: '{entry}' matches {len(matches)} files; list tree paths")
+            row = matches[0]
+            if assignment[row] != NONE and SPLITS[assignment[row]] != split_name:
+                raise UserError(f"split lists: '{entry}' is listed in both {SPLITS[assignment[row]]} and "
+                                f"{split_name}")
+            assignment[row] = SPLITS.index(split_name)
+    return assignment
 
 
-def _stratified(pool: pd.DataFrame, fr: dict[str, float], rng: np.random.Generator) -> list[str]:
+def _stratified(rows: Rows, pool: np.ndarray, fr: dict[str, float], rng: np.random.Generator) -> np.ndarray:
     """Per class: shuffle, then cut test and val counts (at least one each when their fraction is > 0)."""
-    out = pd.Series("", index=pool.index)
+    out = np.full(len(pool), NONE, np.int8)
     needed = [s for s in SPLITS if fr[s] > 0]
-    for rows in pool.groupby("label", sort=True).groups.values():
-        n = len(rows)
+    labels = rows.labels[pool]
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)  # positions in the pool, in row order
+        n = len(members)
         if n < len(needed):
-            name = pool.loc[rows[0], "class_name"]
-            raise UserError(f"class '{name}' has {n} images but split.fractions needs at least {len(needed)} "
-                            f"(one per split: {', '.join(needed)}); add images or change split.fractions")
-        order = rng.permutation(np.asarray(rows))
+            raise UserError(f"class '{rows.class_names[int(label)]}' has {n} images but split.fractions needs at "
+                            f"least {len(needed)} (one per split: {', '.join(needed)}); add images or change "
+                            "split.fractions")
+        order = rng.permutation(members)
         counts = {s: max(1, round(n * fr[s])) if fr[s] > 0 else 0 for s in ("test", "val")}
         while counts["test"] + counts["val"] >= n:  # keep at least one training image
             big = max(counts, key=counts.get)
             counts[big] -= 1
-        out[order[: counts["test"]]] = "test"
-        out[order[counts["test"]: counts["test"] + counts["val"]]] = "val"
-        out[order[counts["test"] + counts["val"]:]] = "train"
-    return list(out)
-
-
-def _cap(manifest: pd.DataFrame, assignment: pd.Series, max_per_class: int, rng: np.random.Generator) -> pd.Series:
-    """data.max_per_class: keep at most that many train images per class, and val/test in proportion."""
-    out = assignment.copy()
-    train_counts = manifest[assignment == "train"].groupby("label").size()
-    for (split_name, label), rows in manifest.groupby([assignment, manifest["label"]]).groups.items():
-        if not split_name:
-            continue
-        share = len(rows) / max(train_counts.get(label, 1), 1)
-        keep = max_per_class if split_name == "train" else max(1, round(max_per_class * share))
-        if len(rows) > keep:
-            out[rng.choice(np.asarray(rows), len(rows) - keep, replace=False)] = ""
+        out[order[: counts["test"]]] = SPLITS.index("test")
+        out[order[counts["test"]: counts["test"] + counts["val"]]] = SPLITS.index("val")
+        out[order[counts["test"] + counts["val"]:]] = SPLITS.index("train")
     return out
 
 
-def _leakage(manifest: pd.DataFrame, assignment: pd.Series) -> tuple[pd.DataFrame, pd.Index]:
-    """Content in more than one split; the rows of later splits are the ones to drop."""
-    used = manifest.assign(split=assignment, rank=assignment.map({s: i for i, s in enumerate(SPLITS)}))
-    used = used[assignment != ""]
-    leaked = used[used.groupby("hash")["split"].transform("nunique") > 1]
-    dropped = leaked.index[leaked["rank"] > leaked.groupby("hash")["rank"].transform("min")]
-    report = leaked.sort_values(["hash", "rank", "path"])[["hash", "split", "path"]].reset_index(drop=True)
-    return report, dropped
+def _cap(labels: np.ndarray, assignment: np.ndarray, max_per_class: int, rng: np.random.Generator) -> np.ndarray:
+    """data.max_per_class: keep at most that many train images per class, and val/test in proportion."""
+    out = assignment.copy()
+    train = SPLITS.index("train")
+    train_counts = np.bincount(labels[assignment == train], minlength=labels.max(initial=0) + 1)
+    for split_name in sorted(SPLITS):  # split by name, then label: the order the random draws were made in
+        code = SPLITS.index(split_name)
+        for label in np.unique(labels[assignment == code]):
+            members = np.flatnonzero((assignment == code) & (labels == label))
+            share = len(members) / max(int(train_counts[label]) or 1, 1)
+            keep = max_per_class if code == train else max(1, round(max_per_class * share))
+            if len(members) > keep:
+                out[rng.choice(members, len(members) - keep, replace=False)] = NONE
+    return out
+
+
+def _leakage(copies: dict[int, str], assignment: np.ndarray) -> tuple[list[tuple[str, int, int]], list[int]]:
+    """Content in more than one split as (hash, split index, row) in report order, and the rows of later splits:
+    the ones to drop."""
+    used = [row for row in copies if assignment[row] != NONE]
+    frame = pd.DataFrame({"hash": [copies[row] for row in used], "split": assignment[used].astype(int), "row": used},
+                         columns=["hash", "split", "row"])
+    leaked = frame[frame.groupby("hash")["split"].transform("nunique") > 1]
+    dropped = leaked.loc[leaked["split"] > leaked.groupby("hash")["split"].transform("min"), "row"]
+    report = leaked.sort_values(["hash", "split", "row"])
+    return list(report.itertuples(index=False, name=None)), sorted(dropped.tolist())
 
 
 def write(split_params: dict, max_per_class: int | None, evaluate_split: str, raw: Path = paths.RAW,
           out: Path = paths.SPLIT, reports: Path = paths.DATA_REPORTS) -> dict:
     """The split stage: split the manifest, write the split lists, class index, counts, charts and reports."""
-    manifest = read_manifest(raw / "manifest.csv")
-    lists = json.loads((raw / "split_lists.json").read_text())
     s = split_params
-    result = split(manifest, lists, s["fractions"], s["seed"], max_per_class, s["drop_leaked"], s["exclude"])
-    check_usable(result.splits, evaluate_split)
+    lists = json.loads((raw / "split_lists.json").read_text())
+    rows = read_rows(raw / "manifest.csv", lists, s["exclude"])
+    result = split(rows, s["fractions"], s["seed"], max_per_class, s["drop_leaked"])
+    sizes = {name: int((result.assignment == i).sum()) for i, name in enumerate(SPLITS)}
+    check_usable(sizes, evaluate_split)
     out.mkdir(parents=True, exist_ok=True)
     reports.mkdir(parents=True, exist_ok=True)
-    classes = manifest.drop_duplicates("label").sort_values("label")["class_name"].tolist()
+    classes = [rows.class_names[label] for label in sorted(rows.class_names)]
     (out / "classes.json").write_text(json.dumps({"classes": classes}, indent=1, ensure_ascii=False) + "\n")
+    paths_of = _write_lists(raw / "manifest.csv", result, out)
     counts = {}
-    for name, frame in result.splits.items():
-        frame[["path", "label", "class_name", "id", "hash"]].to_csv(out / f"{name}.csv", index=False)
-        per_class = {c: int((frame["label"] == i).sum()) for i, c in enumerate(classes)}
-        counts[name] = {"total": len(frame), **per_class}
-        plots.class_counts(per_class, f"{name}: {len(frame)} images", reports / f"class_counts_{name}.png")
-    counts["leaked"] = int(result.leakage["hash"].nunique()) if len(result.leakage) else 0
-    counts["excluded"] = len(result.excluded)
+    for i, name in enumerate(SPLITS):
+        labels = rows.labels[result.assignment == i]
+        per_class = {c: int((labels == k).sum()) for k, c in enumerate(classes)}
+        counts[name] = {"total": sizes[name], **per_class}
+        plots.class_counts(per_class, f"{name}: {sizes[name]} images", reports / f"class_counts_{name}.png")
+    counts["leaked"] = len({digest for digest, _, _ in result.leaked})
+    counts["excluded"] = int((result.reasons != 0).sum())
     (reports / "class_counts.json").write_text(json.dumps(counts, indent=1, ensure_ascii=False) + "\n")
-    result.leakage.to_csv(reports / "leakage.csv", index=False)
-    result.excluded.to_csv(reports / "split_excluded.csv", index=False)
+    pd.DataFrame([(digest, SPLITS[code], paths_of[row]) for digest, code, row in result.leaked],
+                 columns=["hash", "split", "path"]).to_csv(reports / "leakage.csv", index=False)
+    pd.DataFrame([(paths_of[row], REASONS[result.reasons[row]]) for row in np.flatnonzero(result.reasons)],
+                 columns=["path", "reason"]).to_csv(reports / "split_excluded.csv", index=False)
     for note in result.notes:
         print(f"split: {note}")
     return counts
+
+
+def _write_lists(manifest: Path, result: SplitResult, out: Path) -> dict[int, str]:
+    """Each row to its split's list (path, label, class_name, id, hash); returns the paths of the rows the reports
+    name (leaked or left out)."""
+    named = {row for _, _, row in result.leaked} | set(np.flatnonzero(result.reasons).tolist())
+    paths_of: dict[int, str] = {}
+    columns = ["path", "label", "class_name", "id", "hash"]
+    with contextlib.ExitStack() as stack:
+        writers = [csv.writer(stack.enter_context(open(out / f"{name}.csv", "w", encoding="utf-8", newline="")),
+                              lineterminator="\n") for name in SPLITS]
+        for writer in writers:
+            writer.writerow(columns)
+        reader = csv.reader(stack.enter_context(open(manifest, encoding="utf-8", newline="")))
+        header = next(reader)
+        at = [header.index(c) for c in columns]
+        for row, fields in enumerate(reader):
+            if row in named:
+                paths_of[row] = fields[at[0]]
+            if result.assignment[row] != NONE:
+                writers[result.assignment[row]].writerow([fields[i] for i in at])
+    return paths_of
