@@ -7,7 +7,8 @@ train_keys: imageclf/train/settings.py and params.yaml's train_defaults; familie
 (the model registry); augment: imageclf/cache/augment_levels.py;
 results: reports/compare/comparison.md (the pipeline); export: reports/export/metrics.json (the export stage);
 elpv: bench/results/elpv_*.json (bench/elpv_transfer.py); own_data: bench/results/own_data_*.json (bench/own_data.py);
-scale: bench/results/scale.json (bench/scale.py); storage: bench/results/storage.json (bench/storage.py); recipes:
+scale: bench/results/scale.json (bench/scale.py); scale_alone: bench/results/scale_alone.json (bench/scale.py
+--alone); storage: bench/results/storage.json (bench/storage.py); recipes:
 bench/results/recipes.json (bench/recipes.py).
 """
 
@@ -22,7 +23,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 # which generated blocks each page holds
 PAGES = {"README.md": ("results",), "docs/training.md": ("train_keys", "families", "augment"),
-         "docs/export.md": ("export",), "docs/benchmarks.md": ("elpv", "own_data", "scale", "storage", "recipes")}
+         "docs/export.md": ("export",), "docs/benchmarks.md": ("elpv", "own_data", "scale", "scale_alone", "storage",
+                                                                    "recipes")}
 
 
 def blocks() -> dict[str, str]:
@@ -38,6 +40,7 @@ def blocks() -> dict[str, str]:
             "elpv": elpv_table(sorted(ROOT.glob("bench/results/elpv_*.json"))),
             "own_data": own_data_table(sorted(ROOT.glob("bench/results/own_data_*.json"))),
             "scale": scale_table(json.loads((ROOT / "bench/results/scale.json").read_text())),
+            "scale_alone": scale_table(json.loads((ROOT / "bench/results/scale_alone.json").read_text())),
             "storage": storage_table(json.loads((ROOT / "bench/results/storage.json").read_text())),
             "recipes": recipes_table(json.loads((ROOT / "bench/results/recipes.json").read_text()))}
 
