@@ -6,7 +6,8 @@ stale):
 train_keys: imageclf/train/settings.py and params.yaml's train_defaults; families: `python -m imageclf.models`
 (the model registry); augment: imageclf/cache/augment_levels.py;
 results: reports/compare/comparison.md (the pipeline); export: reports/export/metrics.json (the export stage);
-elpv: bench/results/elpv_*.json (bench/elpv_transfer.py); own_data: bench/results/own_data_*.json (bench/own_data.py);
+elpv: bench/results/elpv_*.json (bench/elpv_transfer.py); own_data, own_data_tuned: bench/results/own_data_*.json
+(bench/own_data.py);
 scale: bench/results/scale.json (bench/scale.py); scale_alone: bench/results/scale_alone.json (bench/scale.py
 --alone); storage: bench/results/storage.json (bench/storage.py); recipes:
 bench/results/recipes.json (bench/recipes.py).
@@ -23,8 +24,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 # which generated blocks each page holds
 PAGES = {"README.md": ("results",), "docs/training.md": ("train_keys", "families", "augment"),
-         "docs/export.md": ("export",), "docs/benchmarks.md": ("elpv", "own_data", "scale", "scale_alone", "storage",
-                                                                    "recipes")}
+         "docs/export.md": ("export",), "docs/benchmarks.md": ("elpv", "own_data", "own_data_tuned", "scale",
+                                                                    "scale_alone", "storage", "recipes")}
 
 
 def blocks() -> dict[str, str]:
@@ -39,6 +40,7 @@ def blocks() -> dict[str, str]:
             "export": export_table(json.loads((ROOT / "reports/export/metrics.json").read_text())),
             "elpv": elpv_table(sorted(ROOT.glob("bench/results/elpv_*.json"))),
             "own_data": own_data_table(sorted(ROOT.glob("bench/results/own_data_*.json"))),
+            "own_data_tuned": own_data_tuned_table(sorted(ROOT.glob("bench/results/own_data_*.json"))),
             "scale": scale_table(json.loads((ROOT / "bench/results/scale.json").read_text())),
             "scale_alone": scale_table(json.loads((ROOT / "bench/results/scale_alone.json").read_text())),
             "storage": storage_table(json.loads((ROOT / "bench/results/storage.json").read_text())),
@@ -120,6 +122,18 @@ def own_data_table(files: list[Path]) -> str:
                      f"{budget.get('batch_size')} x{budget.get('passes_per_epoch', 1)}, augment "
                      f"{budget.get('augment', 0)} | {run['chance']:.1%} | {' | '.join(cells)} | {best} | "
                      f"{run['seconds'] / 60:.1f} min | {run['rev']} |")
+    return "\n".join(lines)
+
+
+def own_data_tuned_table(files: list[Path]) -> str:
+    """bench/own_data.py's hand-tuned variants that recorded every model: each model's accuracy (* at chance)."""
+    names = ("mlp", "lenet5", "cnn_bn", "efficientnet_lite0")
+    lines = ["| dataset | variant | " + " | ".join(names) + " | commit |", "|---" * (len(names) + 3) + "|"]
+    for run in (json.loads(f.read_text()) for f in files):
+        for variant in (t for t in run.get("tuned", []) if "models" in t):
+            cells = ["-" if m not in variant["models"] else f"{variant['models'][m]['accuracy']:.1%}"
+                     f"{'*' if variant['models'][m]['at_chance'] else ''}" for m in names]
+            lines.append(f"| {run['dataset']} | `{variant['params']}` | {' | '.join(cells)} | {run['rev']} |")
     return "\n".join(lines)
 
 

@@ -54,6 +54,19 @@ def test_dense_and_dropout_mean_the_same_in_every_family():
         assert rates[-2:] == [0.25, 0.25], family  # one after each hidden dense layer
 
 
+def test_cnn_bn_pooling_max_sees_an_object_anywhere_flatten_where_it_is():
+    """pooling max (objects anywhere in the picture): the same picture moved by a multiple of the blocks' stride gets
+    the same prediction; flatten (the default: centred objects) tells the places apart."""
+    picture = np.zeros((1, 48, 48, 1), np.float32)
+    picture[0, 8:16, 8:16] = 1.0
+    moved = np.roll(picture, (24, 20), axis=(1, 2))  # multiples of 4: two 2x2 poolings
+    for pooling, same in (("max", True), ("flatten", False)):
+        keras.utils.set_random_seed(0)
+        model = REGISTRY["cnn_bn"].build((48, 48, 1), 3, pooling=pooling)
+        a, b = model.predict(np.concatenate([picture, moved]), verbose=0)
+        assert np.allclose(a, b, atol=1e-6) == same, pooling
+
+
 def test_lenet5_is_the_classic_architecture():
     model = REGISTRY["lenet5"].build((28, 28, 1), 10)
     assert model.count_params() == 61706  # 156 + 2416 + 48120 + 10164 + 850

@@ -342,7 +342,7 @@ def check_entry(**entry) -> None:
     ({"mode": "frozen", "weights": None}, r"mode frozen but weights: null \(nothing to transfer\)"),
     ({"mode": "partly"}, r"'train.t.mode' must be one of frozen, finetune, scratch"),
     ({"backbone": "xception", "input_size": 32}, r"'train.t.input_size' must be null .* integer >= 71 for xception"),
-    ({"pooling": "max"}, r"'train.t.pooling' must be one of avg, avgpool4"),
+    ({"pooling": "median"}, r"'train.t.pooling' must be one of flatten, avg, max, avgpool4"),
     ({"mode": "finetune", "head_epochs": 15}, r"'train.t.head_epochs' \(15\) must be less than epochs \(15\)"),
     ({"mode": "finetune", "head_epochs": 3, "retrain_full_epochs": 2},
      r"'train.t.head_epochs' \(3\) must be less than retrain_full_epochs \(2\)"),
@@ -393,6 +393,6 @@ def test_lite0_weights_from_a_path_and_avgpool4_needs_a_large_map(tmp_path):
     packaged = build((32, 32, 3), 2, dense=[])
     assert all(np.array_equal(a, b) for a, b in zip(transfer.base_of(model).get_weights(),
                                                     transfer.base_of(packaged).get_weights(), strict=True))
-    with pytest.raises(UserError, match=r"avgpool4 needs a feature map of at least 4x4; efficientnet_lite0 gives 1x1"):
+    with pytest.raises(UserError, match=r"at least 4x4; efficientnet_lite0 at 32x32 px gives 1x1"):
         build((32, 32, 3), 2, pooling="avgpool4")
     assert build((128, 128, 3), 2, pooling="avgpool4").get_layer("extractor").output.shape[-1] == 1280

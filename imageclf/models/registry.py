@@ -21,6 +21,7 @@ from imageclf.core.errors import UserError
 from imageclf.core.params import NUMBER, Field, did_you_mean, int_list, positive, rate
 
 FEATURE_KEYS = ("backbone", "weights", "input_size", "pooling")  # what a features: set fixes for its entries
+POOLINGS = ("flatten", "avg", "max", "avgpool4")  # to_vector: a feature map to a vector
 ACTIVATIONS = ("relu", "relu6", "elu", "selu", "gelu", "silu", "swish", "leaky_relu", "mish", "tanh", "sigmoid")
 
 # Family hyperparameters: one meaning per name, in every family that has it (register checks each builder).
@@ -44,8 +45,10 @@ HYPERPARAMETERS: dict[str, Field] = {
                         else f"must be auto, null or an integer >= 1, got {v!r}",
                         doc="side the backbone sees (null: the image, raised to the backbone's minimum; auto: the "
                             "image, at least 48 px)"),
-    "pooling": Field((str,), choices=("avg", "avgpool4"),
-                     doc="backbone feature map to vector: global average, or 4x4 average pooling + flatten"),
+    "pooling": Field((str,), choices=POOLINGS,
+                     doc="feature map to vector: flatten (where each feature is stays), avg or max over the whole "
+                         "map (a feature counts wherever it is: objects anywhere in the picture), avgpool4 (4x4 "
+                         "average pooling + flatten)"),
     "finetune_top_n": Field((int,), minimum=1, doc="backbone layers (from the top) that fine-tuning trains"),
     "head_epochs": Field((int,), minimum=0, doc="finetune: epochs the head trains alone before the top layers join"),
     "finetune_lr_factor": Field(NUMBER, check=positive,
@@ -105,6 +108,20 @@ def family(name: object, where: str) -> Family:
 
 def l2_penalty(weight: float) -> regularizers.Regularizer | None:
     return regularizers.L2(weight) if weight else None
+
+
+def to_vector(x, pooling: str, source: str):
+    """A feature map to a vector, by POOLINGS; `source` names what made the map (for the error)."""
+    if pooling == "flatten":
+        return layers.Flatten(name="flatten")(x)
+    if pooling == "avg":
+        return layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    if pooling == "max":
+        return layers.GlobalMaxPooling2D(name="max_pool")(x)
+    if min(x.shape[1:3]) < 4:
+        raise UserError(f"pooling avgpool4 needs a feature map of at least 4x4; {source} gives {x.shape[1]}x"
+                        f"{x.shape[2]}: raise input_size or use avg")
+    return layers.Flatten(name="flatten")(layers.AveragePooling2D(4, name="avg_pool_4x4")(x))
 
 
 def classifier_head(x, num_classes: int, *, dense=(), dropout: float = 0.0, l2: float = 0.0,

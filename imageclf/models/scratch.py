@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from imageclf.models.registry import classifier_head, l2_penalty, register
+from imageclf.models.registry import classifier_head, l2_penalty, register, to_vector
 
 
 @register("mlp")
@@ -80,8 +80,9 @@ def cnn_small(input_shape: tuple, num_classes: int, *, filters: list[int] = (32,
 
 @register("cnn_bn", min_size=4)
 def cnn_bn(input_shape: tuple, num_classes: int, *, filters: list[int] = (16, 32), convs: int = 2,
-           conv_dropout: float = 0.25, dense: list[int] = (256,), dropout: float = 0.4, l2: float = 0.0) -> keras.Model:
-    """Modern small CNN: per block `convs` x (conv 3x3 + BN + ReLU), max-pool 2x2, dropout; dense + BN + dropout."""
+           conv_dropout: float = 0.25, dense: list[int] = (256,), dropout: float = 0.4, l2: float = 0.0,
+           pooling: str = "flatten") -> keras.Model:
+    """Modern small CNN: per block `convs` x (conv 3x3 + BN + ReLU), max-pool, dropout; `pooling`; dense + BN."""
     inputs = keras.Input(input_shape)
     x = inputs
     for n in filters:
@@ -92,6 +93,6 @@ def cnn_bn(input_shape: tuple, num_classes: int, *, filters: list[int] = (16, 32
         x = layers.MaxPooling2D(2)(x)
         if conv_dropout:
             x = layers.Dropout(conv_dropout)(x)
-    x = layers.Flatten()(x)
+    x = to_vector(x, pooling, "cnn_bn's convolution blocks")
     outputs = classifier_head(x, num_classes, dense=dense, dropout=dropout, l2=l2, batch_norm=True)
     return keras.Model(inputs, outputs, name="cnn_bn")

@@ -24,7 +24,7 @@ from keras import layers
 from imageclf.core.errors import UserError
 from imageclf.core.params import did_you_mean
 from imageclf.models import efficientnet_lite
-from imageclf.models.registry import classifier_head, register
+from imageclf.models.registry import classifier_head, register, to_vector
 
 KERAS_FILES = ".h5 or .weights.h5"
 
@@ -216,13 +216,7 @@ def extractor(shape: tuple[int, int, int], backbone: str, weights: str | None, s
     base.trainable = mode == "scratch"
     # a pretrained base keeps its BatchNorm statistics, also when its top layers are fine-tuned
     x = base(x, training=None if mode == "scratch" else False)
-    if pooling == "avg":
-        x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    else:
-        if min(x.shape[1:3]) < 4:
-            raise UserError(f"pooling avgpool4 needs a feature map of at least 4x4; {backbone} gives "
-                            f"{x.shape[1]}x{x.shape[2]} at {target[0]}x{target[1]} px: raise input_size or use avg")
-        x = layers.Flatten(name="flatten")(layers.AveragePooling2D(4, name="avg_pool_4x4")(x))
+    x = to_vector(x, pooling, f"{backbone} at {target[0]}x{target[1]} px")
     return keras.Model(inputs, x, name="extractor")
 
 
