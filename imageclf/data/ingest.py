@@ -32,6 +32,9 @@ from imageclf.data.sources import Collection, Item
 
 ZIP, TREE = "images.zip", "tree.json"  # data/raw: the packed images, or where the tree is read in place
 MANIFEST_COLUMNS = ["path", "label", "class_name", "id", "width", "height", "grey", "hash", "official_split"]
+# the rows of the checked images as download first writes them (then the source's extra columns): the class key in
+# place of the label and class name, which are known only once every image is checked
+CHECKED_COLUMNS = ["path", "class_key", "id", "width", "height", "grey", "hash", "official_split"]
 
 
 def _inspect(job: tuple[Item, int, bool]) -> tuple[str, bytes | None, images.ImageInfo | None, str]:
@@ -142,7 +145,6 @@ class _Rows:
                 item.official_split, *(item.extra[k] for k in self.extra)]
 
 
-
 def _labels(rows: _Rows, class_order: list[str] | None, min_per_class: int) -> np.ndarray:
     """The integer label of each class index (the source's canonical order, else sorted keys); enforces
     min_per_class."""
@@ -185,9 +187,10 @@ def _write_manifest(rows: _Rows, labels: np.ndarray, policy, checked: IO[str], o
     candidates = repeated(np.frombuffer(rows.hashes, dtype=np.uint64))
     by_hash: dict[str, list[int]] = {}  # the candidates by full hash, rows in path order
     checked.seek(0)
+    at = CHECKED_COLUMNS.index("hash")
     for row, fields in enumerate(csv.reader(checked)):
         if row in candidates:
-            by_hash.setdefault(fields[6], []).append(row)
+            by_hash.setdefault(fields[at], []).append(row)
     groups = {digest: members for digest, members in by_hash.items() if len(members) > 1}
     kept_as: dict[int, bool] = {}  # row of a label conflict -> whether the policy keeps it
     for members in groups.values():

@@ -74,7 +74,8 @@ def read_rows(manifest: Path, lists: dict[str, list[str]], exclude: list[str]) -
     by_name: dict[str, list[int]] = {}
     labels, prefixes, official, excluded = array.array("i"), array.array("Q"), bytearray(), bytearray()
     names: dict[int, str] = {}
-    unknown, last = set(exclude), ""
+    leave_out = set(exclude)
+    unknown, last = set(leave_out), ""
     with open(manifest, encoding="utf-8", newline="") as fh:
         reader = csv.reader(fh)
         column = {name: i for i, name in enumerate(next(reader))}
@@ -89,7 +90,7 @@ def read_rows(manifest: Path, lists: dict[str, list[str]], exclude: list[str]) -
             names.setdefault(int(label), name)
             prefixes.append(int(digest[:16], 16))
             official.append(split == "test")
-            excluded.append(path in unknown or path in exclude)
+            excluded.append(path in leave_out)
             unknown.discard(path)
             if path in wanted:
                 by_path[path] = row
