@@ -39,6 +39,16 @@ def make_folder_tree(root: Path, classes: dict[str, int], ext: str = ".png") -> 
     return root
 
 
+def noise_tree(root: Path, n: int, side: int, channels: int) -> Path:
+    """n different random PNGs (side x side, 1 or 3 channels) in 4 class folders."""
+    rng = np.random.default_rng(n)
+    shape = (side, side, 3) if channels == 3 else (side, side)
+    for i in range(n):
+        (root / f"c{i % 4}").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8)).save(root / f"c{i % 4}/{i:05d}.png")
+    return root
+
+
 def make_lego_tree(root: Path, parts: dict[str, str], per_class: int, validation: int) -> Path:
     """Flat folder '<id> <name> <view>.png' plus validation.txt listing file names (LEGO bricks)."""
     root.mkdir(parents=True, exist_ok=True)

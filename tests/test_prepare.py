@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import Project, make_folder_tree, pattern_image
+from conftest import Project, make_folder_tree, noise_tree, pattern_image
 from PIL import Image
 
 from imageclf.cache.shards import ShardWriter, load_split
@@ -296,15 +296,6 @@ def test_an_image_gone_since_download_is_listed_not_dropped(project, tmp_path):
         len(pd.read_csv("data/split/train.csv")) - 1
 
 
-def _noise_tree(root: Path, n: int) -> Path:
-    """n random 64 px RGB PNGs (12 KiB of pixels each) in 4 class folders."""
-    rng = np.random.default_rng(n)
-    for i in range(n):
-        (root / f"c{i % 4}").mkdir(parents=True, exist_ok=True)
-        Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(root / f"c{i % 4}/{i:05d}.png")
-    return root
-
-
 def test_prepare_memory_stays_flat_when_the_images_quadruple(tmp_path):
     """The prepare stage's Python memory (traced, imports excluded) is the same for 4x the images: records stream
     to the shards and the preview reads one image a class, not the split."""
@@ -314,7 +305,7 @@ def test_prepare_memory_stays_flat_when_the_images_quadruple(tmp_path):
     for n in (400, 1600):
         project = Project(tmp_path / f"project-{n}")
         project.path.mkdir()
-        project.params["data"].update(source="folder", path=str(_noise_tree(tmp_path / f"tree-{n}", n)))
+        project.params["data"].update(source="folder", path=str(noise_tree(tmp_path / f"tree-{n}", n, 64, 3)))
         project.params["prepare"].update(image_size=64, color="rgb")
         project.run("download", "split")
         tracemalloc.start()

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import json
 import tracemalloc
-from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
-from conftest import Project, make_fashion_idx, make_folder_tree, make_lego_tree
-from PIL import Image
+from conftest import Project, make_fashion_idx, make_folder_tree, make_lego_tree, noise_tree
 
 from imageclf.core.errors import UserError
 from imageclf.data import fashion_mnist, ingest, plots
@@ -202,15 +199,6 @@ def test_leakage_is_reported_and_optionally_dropped(project, tmp_path, drop):
         assert len(shared) == counts["leaked"] and excluded.empty
 
 
-def _distinct_tree(root: Path, n: int) -> Path:
-    """n different 8 px grey PNGs in 4 class folders."""
-    rng = np.random.default_rng(n)
-    for i in range(n):
-        (root / f"c{i % 4}").mkdir(parents=True, exist_ok=True)
-        Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(root / f"c{i % 4}/{i:05d}.png")
-    return root
-
-
 def test_download_and_split_memory_stays_flat_when_the_images_quadruple(tmp_path, monkeypatch):
     """The traced peak of the download and split stages, 2,000 then 8,000 images: rows stream through files and what
     stays in memory is a few compact arrays, not a table of strings (which grew ~0.7 KB an image). Two constants
@@ -222,7 +210,7 @@ def test_download_and_split_memory_stays_flat_when_the_images_quadruple(tmp_path
     for n in (100, 2000, 8000):  # the first run imports what the stages import lazily; it is not measured
         project = Project(tmp_path / f"project-{n}")
         project.path.mkdir()
-        project.params["data"].update(source="folder", path=str(_distinct_tree(tmp_path / f"tree-{n}", n)))
+        project.params["data"].update(source="folder", path=str(noise_tree(tmp_path / f"tree-{n}", n, 8, 1)))
         for stage in ("download", "split"):
             tracemalloc.start()
             project.run(stage)

@@ -16,6 +16,7 @@ import multiprocessing
 import multiprocessing.pool
 import tempfile
 import zipfile
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
@@ -171,12 +172,17 @@ CONFLICTS = {
 }
 
 
-def repeated(prefixes: np.ndarray) -> set[int]:
-    """The rows whose hash prefix another row has too: every copy of an image, and (rarely) a different image
-    whose hash starts the same, which a look at the full hashes tells apart."""
+def shared_hashes(prefixes: np.ndarray, rows: Iterable[list[str]], at: int) -> dict[int, str]:
+    """The full pixel hash (field `at` of each of `rows`) of every row whose pixels another row has too, rows in
+    order. Only rows whose 8-byte hash prefix repeats are read: every copy of an image, and (rarely) a different
+    image whose hash starts the same, which the full hashes tell apart."""
     ordered = np.sort(prefixes)
-    shared = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
-    return set(np.flatnonzero(np.isin(prefixes, shared)).tolist())
+    candidates = set(np.flatnonzero(np.isin(prefixes, np.unique(ordered[1:][ordered[1:] == ordered[:-1]]))).tolist())
+    if not candidates:
+        return {}
+    found = {row: fields[at] for row, fields in enumerate(rows) if row in candidates}
+    counts = Counter(found.values())
+    return {row: digest for row, digest in found.items() if counts[digest] > 1}
 
 
 def _write_manifest(rows: _Rows, labels: np.ndarray, policy, checked: IO[str], out_dir: Path, reports: Path) -> dict:
@@ -184,14 +190,11 @@ def _write_manifest(rows: _Rows, labels: np.ndarray, policy, checked: IO[str], o
     write duplicates.csv (every image whose pixels another has too) and conflicts.csv; returns the summary's
     counts."""
     classes = np.frombuffer(rows.classes, dtype=np.uint32)
-    candidates = repeated(np.frombuffer(rows.hashes, dtype=np.uint64))
-    by_hash: dict[str, list[int]] = {}  # the candidates by full hash, rows in path order
     checked.seek(0)
-    at = CHECKED_COLUMNS.index("hash")
-    for row, fields in enumerate(csv.reader(checked)):
-        if row in candidates:
-            by_hash.setdefault(fields[at], []).append(row)
-    groups = {digest: members for digest, members in by_hash.items() if len(members) > 1}
+    groups: dict[str, list[int]] = {}  # rows by the pixels they share, in path order
+    for row, digest in shared_hashes(np.frombuffer(rows.hashes, dtype=np.uint64), csv.reader(checked),
+                                     CHECKED_COLUMNS.index("hash")).items():
+        groups.setdefault(digest, []).append(row)
     kept_as: dict[int, bool] = {}  # row of a label conflict -> whether the policy keeps it
     for members in groups.values():
         if len(set(classes[members])) > 1:

@@ -195,7 +195,8 @@ def scan_tree(root: Path, data: dict) -> Collection:
 
 def _files(root: Path, rel: str = "") -> Iterator[str]:
     """Every file under root (hidden ones left out) as a relative POSIX path, in the order of those paths as strings:
-    a folder 'a' sorts as 'a/', so 'a.png' < 'a/x.png' < 'a-b/y.png' is not the order os.walk gives."""
+    a folder 'a' sorts as 'a/', giving 'a-b/y.png' < 'a.png' < 'a/x.png' ('-' < '.' < '/'), which os.walk (a folder's
+    files, then its subfolders) does not."""
     with os.scandir(root / rel if rel else root) as scan:
         names = sorted(e.name + "/" if e.is_dir(follow_symlinks=False) else e.name
                        for e in scan if not e.name.startswith("."))

@@ -11,7 +11,6 @@ import array
 import contextlib
 import csv
 import json
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from imageclf.core.errors import UserError
 from imageclf.core.params import Field, Section
 from imageclf.core.paths import SPLITS
 from imageclf.data import plots
-from imageclf.data.ingest import repeated
+from imageclf.data.ingest import shared_hashes
 
 
 def _fractions(value: dict) -> str | None:
@@ -103,20 +102,15 @@ def read_rows(manifest: Path, lists: dict[str, list[str]], exclude: list[str]) -
                         "reports/data/*.csv")
     listed = {s: [(e, [by_path[e]] if e in by_path else by_name.get(e, [])) for e in names]
               for s, names in entries.items()}
-    return Rows(np.frombuffer(labels, dtype=np.int32), _copies(manifest, repeated(np.frombuffer(prefixes, np.uint64))),
+    return Rows(np.frombuffer(labels, dtype=np.int32), _copies(manifest, np.frombuffer(prefixes, np.uint64)),
                 np.frombuffer(bytes(official), dtype=bool), np.frombuffer(bytes(excluded), dtype=bool), names, listed)
 
 
-def _copies(manifest: Path, candidates: set[int]) -> dict[int, str]:
-    """The full hash of each candidate row that shares it with another row."""
-    found: dict[int, str] = {}
-    if candidates:
-        with open(manifest, encoding="utf-8", newline="") as fh:
-            reader = csv.reader(fh)
-            at = next(reader).index("hash")
-            found = {row: fields[at] for row, fields in enumerate(reader) if row in candidates}
-    counts = Counter(found.values())
-    return {row: digest for row, digest in found.items() if counts[digest] > 1}
+def _copies(manifest: Path, prefixes: np.ndarray) -> dict[int, str]:
+    """The full hash of each row whose pixels another row has too (ingest.shared_hashes over the manifest)."""
+    with open(manifest, encoding="utf-8", newline="") as fh:
+        reader = csv.reader(fh)
+        return shared_hashes(prefixes, reader, next(reader).index("hash"))
 
 
 @dataclass
@@ -234,7 +228,7 @@ def _cap(labels: np.ndarray, assignment: np.ndarray, max_per_class: int, rng: np
         code = SPLITS.index(split_name)
         for label in np.unique(labels[assignment == code]):
             members = np.flatnonzero((assignment == code) & (labels == label))
-            share = len(members) / max(int(train_counts[label]) or 1, 1)
+            share = len(members) / max(int(train_counts[label]), 1)
             keep = max_per_class if code == train else max(1, round(max_per_class * share))
             if len(members) > keep:
                 out[rng.choice(members, len(members) - keep, replace=False)] = NONE
