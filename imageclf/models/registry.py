@@ -147,10 +147,14 @@ def _value(value: object) -> str:
 
 def listing() -> str:
     """Markdown table of every family with its hyperparameters and defaults (the README's family table)."""
-    for module in (SCRATCH, *HOMES.values()):
+    modules = (SCRATCH, *HOMES.values())
+    for module in modules:
         importlib.import_module(module)
+    # by defining module, then registration: REGISTRY's own order is whichever module was imported first
+    families = sorted(REGISTRY.values(), key=lambda f: modules.index(f.build.__module__)
+                      if f.build.__module__ in modules else len(modules))
     rows = ["| family | architecture | hyperparameters (defaults) | min size |", "|---|---|---|---|"]
-    for fam in REGISTRY.values():
+    for fam in families:
         hyper = ", ".join(f"`{k}` {_value(v)}" for k, v in fam.hyperparameters().items())
         rows.append(f"| `{fam.name}` | {fam.summary()} | {hyper} | {fam.min_size} |")
     meanings = ["", "| hyperparameter | meaning (the same in every family) |", "|---|---|"]
