@@ -67,6 +67,20 @@ def test_cnn_bn_pooling_max_sees_an_object_anywhere_flatten_where_it_is():
         assert np.allclose(a, b, atol=1e-6) == same, pooling
 
 
+@pytest.mark.parametrize("family", ["cnn_bn", "lenet5"])
+def test_default_head_is_position_free_on_large_images_and_flat_at_28_px(family):
+    """pooling auto: at 64 px (a 14-16 cell map) the same picture moved by a multiple of the convolutions' stride gets
+    the same prediction; at 28 px the head is the flattened one the published figures use."""
+    picture = np.zeros((1, 64, 64, 1), np.float32)
+    picture[0, 12:24, 12:24] = 1.0
+    moved = np.roll(picture, (24, 20), axis=(1, 2))  # multiples of 4: two 2x2 poolings
+    keras.utils.set_random_seed(0)
+    a, b = REGISTRY[family].build((64, 64, 1), 3).predict(np.concatenate([picture, moved]), verbose=0)
+    assert np.allclose(a, b, atol=1e-6)
+    small = REGISTRY[family].build((28, 28, 1), 10)
+    assert small.count_params() == REGISTRY[family].build((28, 28, 1), 10, pooling="flatten").count_params()
+
+
 def test_lenet5_is_the_classic_architecture():
     model = REGISTRY["lenet5"].build((28, 28, 1), 10)
     assert model.count_params() == 61706  # 156 + 2416 + 48120 + 10164 + 850

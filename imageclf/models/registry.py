@@ -21,7 +21,10 @@ from imageclf.core.errors import UserError
 from imageclf.core.params import NUMBER, Field, did_you_mean, int_list, positive, rate
 
 FEATURE_KEYS = ("backbone", "weights", "input_size", "pooling")  # what a features: set fixes for its entries
-POOLINGS = ("flatten", "avg", "max", "avgpool4")  # to_vector: a feature map to a vector
+POOLINGS = ("auto", "flatten", "avg", "max", "avgpool4")  # to_vector: a feature map to a vector
+# pooling auto: flatten a map of at most this many cells (a 28-32 px image after two 2x2 poolings), max over a larger
+# one, whose flattened head would grow with the image's area (docs/training.md "Where the objects are")
+AUTO_FLATTEN_CELLS = 64
 ACTIVATIONS = ("relu", "relu6", "elu", "selu", "gelu", "silu", "swish", "leaky_relu", "mish", "tanh", "sigmoid")
 
 # Family hyperparameters: one meaning per name, in every family that has it (register checks each builder).
@@ -48,7 +51,8 @@ HYPERPARAMETERS: dict[str, Field] = {
     "pooling": Field((str,), choices=POOLINGS,
                      doc="feature map to vector: flatten (where each feature is stays), avg or max over the whole "
                          "map (a feature counts wherever it is: objects anywhere in the picture), avgpool4 (4x4 "
-                         "average pooling + flatten)"),
+                         f"average pooling + flatten); auto: flatten a map of at most {AUTO_FLATTEN_CELLS} cells, "
+                         "else max"),
     "finetune_top_n": Field((int,), minimum=1, doc="backbone layers (from the top) that fine-tuning trains"),
     "head_epochs": Field((int,), minimum=0, doc="finetune: epochs the head trains alone before the top layers join"),
     "finetune_lr_factor": Field(NUMBER, check=positive,
@@ -110,8 +114,16 @@ def l2_penalty(weight: float) -> regularizers.Regularizer | None:
     return regularizers.L2(weight) if weight else None
 
 
+def resolve_pooling(pooling: str, height: int, width: int) -> str:
+    """The pooling a map of height x width cells gets: `pooling` itself unless auto."""
+    if pooling != "auto":
+        return pooling
+    return "flatten" if height * width <= AUTO_FLATTEN_CELLS else "max"
+
+
 def to_vector(x, pooling: str, source: str):
     """A feature map to a vector, by POOLINGS; `source` names what made the map (for the error)."""
+    pooling = resolve_pooling(pooling, x.shape[1], x.shape[2])
     if pooling == "flatten":
         return layers.Flatten(name="flatten")(x)
     if pooling == "avg":

@@ -20,15 +20,15 @@ def mlp(input_shape: tuple, num_classes: int, *, dense: list[int] = (512, 256, 2
 
 @register("lenet5", min_size=12)
 def lenet5(input_shape: tuple, num_classes: int, *, filters: list[int] = (6, 16), dense: list[int] = (120, 84),
-           dropout: float = 0.0, l2: float = 0.0, activation: str = "relu") -> keras.Model:
-    """LeNet-5: 2x (conv 5x5 + avg-pool 2x2), then dense 120/84."""
+           dropout: float = 0.0, l2: float = 0.0, activation: str = "relu", pooling: str = "auto") -> keras.Model:
+    """LeNet-5: 2x (conv 5x5 + avg-pool 2x2), `pooling` (flatten at 28 px, as published), then dense 120/84."""
     inputs = keras.Input(input_shape)
     x = inputs
     for i, n in enumerate(filters):
         x = layers.Conv2D(n, 5, padding="same" if i == 0 else "valid", activation=activation,
                           kernel_regularizer=l2_penalty(l2))(x)
         x = layers.AveragePooling2D(2)(x)
-    x = layers.Flatten()(x)
+    x = to_vector(x, pooling, "lenet5's convolutions")
     outputs = classifier_head(x, num_classes, dense=dense, dropout=dropout, l2=l2, activation=activation)
     return keras.Model(inputs, outputs, name="lenet5")
 
@@ -81,7 +81,7 @@ def cnn_small(input_shape: tuple, num_classes: int, *, filters: list[int] = (32,
 @register("cnn_bn", min_size=4)
 def cnn_bn(input_shape: tuple, num_classes: int, *, filters: list[int] = (16, 32), convs: int = 2,
            conv_dropout: float = 0.25, dense: list[int] = (256,), dropout: float = 0.4, l2: float = 0.0,
-           pooling: str = "flatten") -> keras.Model:
+           pooling: str = "auto") -> keras.Model:
     """Modern small CNN: per block `convs` x (conv 3x3 + BN + ReLU), max-pool, dropout; `pooling`; dense + BN."""
     inputs = keras.Input(input_shape)
     x = inputs

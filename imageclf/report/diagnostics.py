@@ -62,7 +62,7 @@ def diagnose(trained: dict, scored: dict, curves: dict[str, pd.DataFrame], split
         found.append(Finding("overfitting", f"train accuracy {train_acc:.1%} against validation {val_acc:.1%}: it "
                              "memorises its training images; add augmentation (augment: 1 or 2), dropout or l2, "
                              "or images; where the objects can be anywhere in the picture, a convolutional family "
-                             "with pooling: max"))
+                             "with pooling: max (auto uses it on images above about 32 px)"))
     fit_acc = curves.get("train_accuracy")
     if val is not None and fit_acc is not None and len(val):
         first = max(3, len(val) // 3)
