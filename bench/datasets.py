@@ -13,6 +13,7 @@ import argparse
 import json
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -108,15 +109,27 @@ def counts(n_classes: int, total: int, skew: float) -> list[int]:
     return [max(4, int(round(total * w / weights.sum()))) for w in weights]
 
 
+def _shape_name(label: int, sep: str) -> str:
+    return f"{SHAPES[label % len(SHAPES)]}{sep}{label // len(SHAPES)}"
+
+
+# layout -> the class name the pipeline reads for a label (regex: the label and name groups; csv: the label column;
+# folder: the folder), so images drawn later can be scored against the trained models
+CLASS_NAMES: dict[str, Callable[[int], str]] = {
+    "regex": lambda label: f"{3000 + label} {_shape_name(label, ' ').replace('_', ' ')}",
+    "csv": lambda label: f"class_{label:02d}",
+    "folder": lambda label: _shape_name(label, "_"),
+}
+
+
 def regex_tree(root: Path, n_classes: int, total: int, size: int, mode: str, skew: float = 0.0,
                validation: float = 0.2, seed: int = 0) -> dict:
     """LEGO layout: flat folder of '<id> <name> <view>.png' plus validation.txt (file names)."""
     root.mkdir(parents=True, exist_ok=True)
     listed = []
     for label, count in enumerate(counts(n_classes, total, skew)):
-        name = f"{SHAPES[label % len(SHAPES)]} {label // len(SHAPES)}".replace("_", " ")
         for i in range(count):
-            fname = f"{3000 + label} {name} {i:03d}{'LR'[i % 2]}.png"
+            fname = f"{CLASS_NAMES['regex'](label)} {i:03d}{'LR'[i % 2]}.png"
             picture(label, i, size, mode, min(n_classes, len(SHAPES)), seed).save(root / fname)
             if i < round(count * validation):
                 listed.append(fname)
@@ -131,7 +144,7 @@ def csv_tree(root: Path, n_classes: int, total: int, size: int, mode: str, skew:
     rows = ["path,label"]
     ext = ".png" if mode == "RGBA" else ".jpg"
     for label, count in enumerate(counts(n_classes, total, skew)):
-        name = f"class_{label:02d}"
+        name = CLASS_NAMES["csv"](label)
         for i in range(count):
             rel = f"images/{label:02d}_{i:04d}{ext}"
             picture(label, i, size, mode, min(n_classes, len(SHAPES)), seed).save(root / rel, quality=92)
@@ -144,7 +157,7 @@ def folder_tree(root: Path, n_classes: int, total: int, size: int, mode: str, sk
                 seed: int = 0) -> dict:
     """root/<class>/*.jpg (folder per class)."""
     for label, count in enumerate(counts(n_classes, total, skew)):
-        folder = root / f"{SHAPES[label % len(SHAPES)]}_{label // len(SHAPES)}"
+        folder = root / CLASS_NAMES["folder"](label)
         folder.mkdir(parents=True, exist_ok=True)
         for i in range(count):
             picture(label, i, size, mode, min(n_classes, len(SHAPES)), seed).save(folder / f"{i:04d}.jpg", quality=92)
@@ -163,17 +176,46 @@ def digits_tree(root: Path) -> dict:
     return {"source": "folder", "path": str(root), "labels": "folder"}
 
 
+@dataclass(frozen=True)
+class Tree:
+    """A generated dataset: `layout` (regex, csv or folder), classes, images in all, side, PIL mode, skew."""
+
+    layout: str
+    classes: int
+    total: int
+    size: int
+    mode: str
+    skew: float = 0.0
+
+    def build(self, root: Path) -> dict:
+        make = {"regex": regex_tree, "csv": csv_tree, "folder": folder_tree}[self.layout]
+        return make(root, self.classes, self.total, self.size, self.mode, skew=self.skew)
+
+    def fresh(self, root: Path, per_class: int, seed: int = 0) -> None:
+        """`per_class` images of each class drawn after the dataset's own (indices from FRESH_FROM: none of them is
+        in the dataset), in root/<the class name the pipeline reads>/, saved as the dataset saves its images."""
+        ext = ".png" if self.layout == "regex" or self.mode == "RGBA" else ".jpg"
+        for label in range(self.classes):
+            folder = root / CLASS_NAMES[self.layout](label)
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(FRESH_FROM, FRESH_FROM + per_class):
+                picture(label, i, self.size, self.mode, min(self.classes, len(SHAPES)), seed).save(
+                    folder / f"{i}{ext}", quality=92)
+
+
+FRESH_FROM = 100_000  # picture indices of fresh images: every dataset draws its own from 0
+
 # name -> (what it is, how to build it under a folder): the data: block each returns is all a user would set
-DATASETS: dict[str, tuple[str, Callable[[Path], dict]]] = {
+DATASETS: dict[str, tuple[str, Tree | Callable[[Path], dict]]] = {
     "regex_grey_288": ("288 grey 64 px images, 12 shape classes, regex names + validation.txt",
-                       lambda p: regex_tree(p, 12, 288, 64, "L")),
+                       Tree("regex", 12, 288, 64, "L")),
     "csv_rgba_1911": ("1,911 RGBA 64 px icons (transparent background), 10 classes, labels.csv",
-                      lambda p: csv_tree(p, 10, 1911, 64, "RGBA")),
+                      Tree("csv", 10, 1911, 64, "RGBA")),
     "folder_rgb_skewed_1000": ("1,000 RGB 96 px JPEGs on tinted noise, 6 shape classes, skewed 5:1",
-                               lambda p: folder_tree(p, 6, 1000, 96, "RGB", skew=1.0)),
-    "folder_grey_100": ("100 grey 48 px JPEGs, 3 classes", lambda p: folder_tree(p, 3, 100, 48, "L")),
+                               Tree("folder", 6, 1000, 96, "RGB", skew=1.0)),
+    "folder_grey_100": ("100 grey 48 px JPEGs, 3 classes", Tree("folder", 3, 100, 48, "L")),
     "folder_rgb_50class_5000": ("5,000 RGB 32 px JPEGs, 50 classes (12 shapes x 6 colours, first 50)",
-                                lambda p: folder_tree(p, 50, 5000, 32, "RGB")),
+                                Tree("folder", 50, 5000, 32, "RGB")),
     "digits_1797": ("scikit-learn's 8x8 digits as PNG files, 10 classes", digits_tree),
 }
 
@@ -183,7 +225,8 @@ def build(name: str, out: Path) -> dict:
     marker = out / f"{name}.json"
     if marker.exists():
         return json.loads(marker.read_text())
-    data = DATASETS[name][1](out / name)
+    make = DATASETS[name][1]
+    data = make.build(out / name) if isinstance(make, Tree) else make(out / name)
     marker.write_text(json.dumps(data))
     return data
 

@@ -7,7 +7,10 @@ this repository at --rev into a work folder, sets params.yaml's `data:` keys and
 `dvc repro` (every stage, export included). It then reads what the pipeline wrote: each default model's accuracy on
 the evaluate split with its 95% interval, whether the report flags it at chance (the larger of 1/classes and the
 majority-class share, within a 95% binomial margin), the resolved image size, colour and training budgets, the
-report's diagnostics, and the run time; writes bench/results/own_data_<name>.json and prints one table.
+report's diagnostics, and the run time; writes bench/results/own_data_<name>.json and prints one table. On a generated
+tree each model also classifies FRESH_PER_CLASS images a class drawn after the tree's own (`python -m
+imageclf.cli.predict`, as a user would): the test split of a 100-image tree holds 9 images, too few to tell a model
+at chance from one that learned a little; the fresh images can.
 ci/doc_tables.py renders the docs table from those files. --tuned also runs, per dataset, the hand-tuned params
 recorded in TUNED (dvc exp run -S ...).
 """
@@ -16,14 +19,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import yaml
-from datasets import DATASETS, build
+from datasets import DATASETS, Tree, build
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,6 +42,7 @@ OTHER = {
     "elpv": ("elpv solar cells, 2,624 grey 300 px images, 4 imbalanced classes",
              {"source": "elpv", "path": "data/downloads"}),
 }
+FRESH_PER_CLASS = 100
 # Hand-tuned runs (dvc exp run -S ...) per dataset: the best we found by hand, to judge the defaults against.
 LITE0_96 = "features.efficientnet_lite0.input_size=96"  # the frozen backbone at twice the auto size
 TUNED: dict[str, list[str]] = {
@@ -131,10 +137,35 @@ def main() -> None:
             split = yaml.safe_load((repo / "params.yaml").read_text())["evaluate"]["split"]
             result = {"dataset": name, "what": what, "rev": rev, "data": data, "split": split,
                       "seconds": seconds, **collect(repo, split)}
+            if isinstance(DATASETS.get(name, (None, None))[1], Tree):
+                fresh(name, repo, args.work, result, env)
             if args.tuned:
                 result["tuned"] = tuned(name, repo, split, env)
         (args.out / f"own_data_{name}.json").write_text(json.dumps(result, indent=1) + "\n")
         print(summary(result), flush=True)
+
+
+def fresh(name: str, repo: Path, work: Path, result: dict, env: dict) -> None:
+    """Each model's accuracy on FRESH_PER_CLASS new images a class (balanced: chance is 1/classes), with whether it is
+    within the 95% binomial margin of chance, into result['models'][model]['fresh']."""
+    tree: Tree = DATASETS[name][1]
+    folder = work / "fresh" / name
+    if not (folder / "complete").exists():
+        tree.fresh(folder, FRESH_PER_CLASS)
+        (folder / "complete").touch()
+    chance = 1 / tree.classes
+    for model, row in result["models"].items():
+        out = work / f"fresh_{name}_{model}.csv"
+        done = run([sys.executable, "-m", "imageclf.cli.predict", str(folder), "--model", model, "--top-k", "1",
+                    "--out", str(out)], repo, env)
+        if done.returncode != 0:
+            row["fresh"] = {"failed": done.stderr.strip().splitlines()[-1:]}
+            continue
+        table = pd.read_csv(out)
+        right = (table["class_1"] == table["path"].map(lambda p: Path(p).parent.name)).mean()
+        n = len(table)
+        row["fresh"] = {"images": n, "accuracy": round(float(right), 4),
+                        "at_chance": bool(right <= chance + 1.96 * math.sqrt(chance * (1 - chance) / n))}
 
 
 def tuned(name: str, repo: Path, split: str, env: dict) -> list[dict]:
