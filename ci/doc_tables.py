@@ -6,8 +6,8 @@ stale):
 train_keys: imageclf/train/settings.py and params.yaml's train_defaults; families: `python -m imageclf.models`
 (the model registry); augment: imageclf/cache/augment_levels.py;
 results: reports/compare/comparison.md (the pipeline); export: reports/export/metrics.json (the export stage);
-elpv: bench/results/elpv_*.json (bench/elpv_transfer.py); own_data, own_data_tuned: bench/results/own_data_*.json
-(bench/own_data.py);
+elpv: bench/results/elpv_*.json (bench/elpv_transfer.py); own_data, own_data_tuned, own_data_fresh:
+bench/results/own_data_*.json (bench/own_data.py);
 scale: bench/results/scale.json (bench/scale.py); scale_alone: bench/results/scale_alone.json (bench/scale.py
 --alone); storage: bench/results/storage.json (bench/storage.py); recipes:
 bench/results/recipes.json (bench/recipes.py).
@@ -24,8 +24,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 # which generated blocks each page holds
 PAGES = {"README.md": ("results",), "docs/training.md": ("train_keys", "families", "augment"),
-         "docs/export.md": ("export",), "docs/benchmarks.md": ("elpv", "own_data", "own_data_tuned", "scale",
-                                                                    "scale_alone", "storage", "recipes")}
+         "docs/export.md": ("export",),
+         "docs/benchmarks.md": ("elpv", "own_data", "own_data_tuned", "own_data_fresh", "scale", "scale_alone",
+                                "storage", "recipes")}
 
 
 def blocks() -> dict[str, str]:
@@ -41,6 +42,7 @@ def blocks() -> dict[str, str]:
             "elpv": elpv_table(sorted(ROOT.glob("bench/results/elpv_*.json"))),
             "own_data": own_data_table(sorted(ROOT.glob("bench/results/own_data_*.json"))),
             "own_data_tuned": own_data_tuned_table(sorted(ROOT.glob("bench/results/own_data_*.json"))),
+            "own_data_fresh": own_data_fresh_table(sorted(ROOT.glob("bench/results/own_data_*.json"))),
             "scale": scale_table(json.loads((ROOT / "bench/results/scale.json").read_text())),
             "scale_alone": scale_table(json.loads((ROOT / "bench/results/scale_alone.json").read_text())),
             "storage": storage_table(json.loads((ROOT / "bench/results/storage.json").read_text())),
@@ -134,6 +136,22 @@ def own_data_tuned_table(files: list[Path]) -> str:
             cells = ["-" if m not in variant["models"] else f"{variant['models'][m]['accuracy']:.1%}"
                      f"{'*' if variant['models'][m]['at_chance'] else ''}" for m in names]
             lines.append(f"| {run['dataset']} | `{variant['params']}` | {' | '.join(cells)} | {run['rev']} |")
+    return "\n".join(lines)
+
+
+def own_data_fresh_table(files: list[Path]) -> str:
+    """bench/own_data.py's scores on fresh images of the generated trees: each default model's accuracy (* within the
+    95% binomial margin of chance)."""
+    names = ("mlp", "lenet5", "cnn_bn", "efficientnet_lite0")
+    lines = ["| dataset | fresh images | " + " | ".join(names) + " | commit |", "|---" * (len(names) + 3) + "|"]
+    for run in (json.loads(f.read_text()) for f in files):
+        scored = {m: r["fresh"] for m, r in run.get("models", {}).items() if "accuracy" in r.get("fresh", {})}
+        if not scored:
+            continue
+        cells = ["-" if m not in scored else f"{scored[m]['accuracy']:.1%}{'*' if scored[m]['at_chance'] else ''}"
+                 for m in names]
+        lines.append(f"| {run['dataset']} | {next(iter(scored.values()))['images']:,} | {' | '.join(cells)} | "
+                     f"{run['rev']} |")
     return "\n".join(lines)
 
 

@@ -142,6 +142,17 @@ def test_diagnostics_name_each_problem_and_its_fix():
     assert codes == ["few images", "small val"]
 
 
+def test_at_chance_on_a_few_images_says_they_cannot_tell():
+    """5 of 9 right on 3 classes is within chance's margin, but a model right on half of 300 fresh images scores that
+    too (bench/own_data.py, folder_grey_100's mlp): the warning must not say it learned nothing."""
+    three = {s: {"total": 9, "a": 3, "b": 3, "c": 3} for s in ("train", "val", "test")}
+    nine = {"test": {"accuracy": 5 / 9, "samples": 9, "accuracy_ci95_low": 0.22, "accuracy_ci95_high": 0.78}}
+    many = {"test": {"accuracy": 0.34, "samples": 900, "accuracy_ci95_low": 0.31, "accuracy_ci95_high": 0.37}}
+    for scored, says in ((nine, "on 9 images that cannot tell"), (many, "it learned nothing usable")):
+        found = {f.code: f.text for f in diagnostics.diagnose({}, scored, {}, "test", three)}
+        assert says in found["at chance"]
+
+
 def test_the_report_marks_an_untrustworthy_run_and_its_verdicts(project, tmp_path):
     root = make_folder_tree(tmp_path / "tree", {"a": 14, "b": 14, "c": 14})
     project.params["data"].update(source="folder", path=str(root))

@@ -40,12 +40,16 @@ def diagnose(trained: dict, scored: dict, curves: dict[str, pd.DataFrame], split
     if detail.get("samples"):
         n, accuracy = detail["samples"], detail["accuracy"]
         margin = Z95 * math.sqrt(chance * (1 - chance) / n)
-        if accuracy <= chance + margin:
-            found.append(Finding("at chance", f"{split} accuracy {accuracy:.1%} is within chance ({chance:.1%}, the "
-                                 f"larger of 1/classes and the majority share, +-{margin:.1%}): it learned nothing "
-                                 "usable; read the other warnings and its training curves"))
         low, high = detail.get("accuracy_ci95_low"), detail.get("accuracy_ci95_high")
-        if low is not None and high - low > WIDE_INTERVAL:
+        wide = low is not None and high - low > WIDE_INTERVAL
+        if accuracy <= chance + margin:
+            # on a few images a model that learned something can still fall within chance's margin: say which it is
+            verdict = (f"on {n} images that cannot tell a model that learned nothing from one that learned a little; "
+                       f"add images or a larger {split} split" if wide else
+                       "it learned nothing usable; read the other warnings and its training curves")
+            found.append(Finding("at chance", f"{split} accuracy {accuracy:.1%} is within chance ({chance:.1%}, the "
+                                 f"larger of 1/classes and the majority share, +-{margin:.1%}): {verdict}"))
+        if wide:
             found.append(Finding("few images", f"only {n} {split} images: its 95% interval spans "
                                  f"{(high - low):.0%}, too wide to rank models; add images or a larger {split} split"))
     val = curves.get("accuracy")
