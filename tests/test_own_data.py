@@ -142,6 +142,20 @@ def test_diagnostics_name_each_problem_and_its_fix():
     assert codes == ["few images", "small val"]
 
 
+def test_the_overfitting_hint_names_pooling_max_only_to_a_model_without_it():
+    """cnn_bn at 28 px flattens (the hint applies), at 64 px pooling auto is already max (regex_grey_288's cnn_bn was
+    told to use what it used)."""
+    import imageclf.models.scratch  # noqa: F401  (registers the from-scratch families)
+    from imageclf.models.registry import REGISTRY
+    from imageclf.train.fit import param_counts
+
+    scored = {"train": {"accuracy": 1.0}, "val": {"accuracy": 0.6}}
+    for side, named in ((28, True), (64, False)):
+        trained = param_counts(REGISTRY["cnn_bn"].build((side, side, 1), 3))
+        found = {f.code: f.text for f in diagnostics.diagnose(trained, scored, {}, "test", COUNTS)}
+        assert ("pooling: max" in found["overfitting"]) == named, side
+
+
 def test_at_chance_on_a_few_images_says_they_cannot_tell():
     """5 of 9 right on 3 classes is within chance's margin, but a model right on half of 300 fresh images scores that
     too (bench/own_data.py, folder_grey_100's mlp): the warning must not say it learned nothing."""

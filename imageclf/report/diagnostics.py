@@ -63,10 +63,11 @@ def diagnose(trained: dict, scored: dict, curves: dict[str, pd.DataFrame], split
                                  f"accuracy rose {gain:.1%} over the last quarter: raise epochs (or min_steps)"))
     train_acc, val_acc = scored.get("train", {}).get("accuracy"), scored.get("val", {}).get("accuracy")
     if train_acc is not None and val_acc is not None and train_acc - val_acc > OVERFIT_GAP:
+        anywhere = ("" if trained.get("global_pooling") else "; where the objects can be anywhere in the picture, a "
+                    "convolutional family with pooling: max (auto uses it on images above about 32 px)")
         found.append(Finding("overfitting", f"train accuracy {train_acc:.1%} against validation {val_acc:.1%}: it "
                              "memorises its training images; add augmentation (augment: 1 or 2), dropout or l2, "
-                             "or images; where the objects can be anywhere in the picture, a convolutional family "
-                             "with pooling: max (auto uses it on images above about 32 px)"))
+                             f"or images{anywhere}"))
     fit_acc = curves.get("train_accuracy")
     if val is not None and fit_acc is not None and len(val):
         first = max(3, len(val) // 3)

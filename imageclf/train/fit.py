@@ -301,9 +301,14 @@ def summary_line(summary: dict, name: str) -> str:
 
 
 def param_counts(model: keras.Model) -> dict[str, int]:
+    """Weights, and global_pooling 1 when the head pools its feature map over every place (pooling max or avg: the
+    report then does not suggest it)."""
     trainable = int(sum(np.prod(w.shape) for w in model.trainable_weights))
     total = int(sum(np.prod(w.shape) for w in model.weights))
-    return {"params_total": total, "params_trainable": trainable, "params_non_trainable": total - trainable}
+    pooled = any(isinstance(layer, keras.layers.GlobalMaxPooling2D | keras.layers.GlobalAveragePooling2D)
+                 for layer in model.layers)
+    return {"params_total": total, "params_trainable": trainable, "params_non_trainable": total - trainable,
+            "global_pooling": int(pooled)}
 
 
 def _summary_text(model: keras.Model) -> str:
