@@ -73,7 +73,9 @@ def update(section: object, wanted: set[str], prepared: Path = paths.PREPARED, r
 
     defined = sets(section)
     listed = {name: hyper for name, hyper in defined.items() if name in wanted}
-    shape = tuple(read_meta(prepared)["shape"])
+    prepared_meta = read_meta(prepared)
+    shape = tuple(prepared_meta["shape"])
+    images = sum(split["count"] for split in prepared_meta["splits"].values())
     prepared_print = fingerprint(prepared)
     root.mkdir(parents=True, exist_ok=True)
     for stale in root.iterdir():
@@ -85,16 +87,19 @@ def update(section: object, wanted: set[str], prepared: Path = paths.PREPARED, r
         if matches(out, prepared_print, hyper):
             print(f"features {name}: up to date ({out})")
             continue
+        size = transfer.resolve_input_size(hyper["input_size"], shape[:2], images)
         try:
-            extractor = transfer.extractor(shape, hyper["backbone"], hyper["weights"], hyper["input_size"], "frozen",
+            extractor = transfer.extractor(shape, hyper["backbone"], hyper["weights"], size, "frozen",
                                            hyper["pooling"])
         except UserError as err:
             raise UserError(f"features.{name}: {err}") from None
         meta = extract(extractor, prepared, out, hyper, prepared_print)
+        seen = transfer.input_size(shape[:2], hyper["backbone"], size)
         timing[name] = {"images": sum(meta["splits"].values()), "seconds": meta["seconds"],
-                        "images_per_s": meta["images_per_s"]}
-        print(f"features {name}: {timing[name]['images']} images -> {meta['shape']} in {meta['seconds']} s "
-              f"({meta['images_per_s']} images/s)")
+                        "images_per_s": meta["images_per_s"], "input_height": seen[0], "input_width": seen[1]}
+        print(f"features {name}: {timing[name]['images']} images at {seen[0]}x{seen[1]} px"
+              f"{' (input_size auto)' if hyper['input_size'] == 'auto' else ''} -> {meta['shape']} in "
+              f"{meta['seconds']} s ({meta['images_per_s']} images/s)")
     timing = {n: t for n, t in timing.items() if n in listed}
     report.parent.mkdir(parents=True, exist_ok=True)
     report.write_text(json.dumps(timing, indent=2) + "\n")

@@ -9,6 +9,7 @@ the saved model.keras still runs end-to-end.
 
 from __future__ import annotations
 
+import math
 import re
 import sys
 import warnings
@@ -183,32 +184,52 @@ class BackbonePreprocess(layers.Layer):
         return {**super().get_config(), "backbone": self.backbone}
 
 
-AUTO_INPUT_MIN = 48  # input_size: auto raises smaller images to this side (Lite0 on 28 px Fashion-MNIST: 48 works well)
+AUTO_INPUT_MIN, AUTO_INPUT_MAX = 48, 96
+# input_size auto upsamples small images as far as this extraction budget allows: Fashion-MNIST's 70,000 images at
+# 48 px (what the default run affords in its 15 minutes); a smaller dataset sees them larger, up to AUTO_INPUT_MAX
+# (folder_rgb_50class_5000's 32 px images: Lite0 62.0% at 48 px, 73.2% at 96, docs/benchmarks.md)
+AUTO_PIXELS = 70_000 * 48 * 48
 
 
-def input_size(image: tuple[int, int], backbone: str, size: int | str | None) -> tuple[int, int]:
-    """(height, width) the backbone sees: input_size if a number; auto: the image, raised to at least
-    AUTO_INPUT_MIN (photos keep their prepared size); null: the image raised to the backbone's minimum."""
+def auto_input_size(image: tuple[int, int], images: int | None) -> tuple[int, int]:
+    """input_size auto for `images` prepared images: the image, raised to at least the largest multiple of 16 in
+    [AUTO_INPUT_MIN, AUTO_INPUT_MAX] at which extracting them all stays within AUTO_PIXELS (AUTO_INPUT_MIN when the
+    count is unknown); photos keep their prepared size."""
+    side = AUTO_INPUT_MIN
+    if images:
+        side = min(AUTO_INPUT_MAX, max(AUTO_INPUT_MIN, int(math.sqrt(AUTO_PIXELS / images)) // 16 * 16))
+    return max(image[0], side), max(image[1], side)
+
+
+def resolve_input_size(size: int | str | None, image: tuple[int, int], images: int) -> int | tuple[int, int] | None:
+    """input_size as the features and train stages build with: auto decided from the prepared images' size and
+    count (both stages read the same prepared cache, so they agree), anything else as it is."""
+    return auto_input_size(image, images) if size == "auto" else size
+
+
+def input_size(image: tuple[int, int], backbone: str, size: int | str | tuple[int, int] | None) -> tuple[int, int]:
+    """(height, width) the backbone sees: input_size if a number (or an already resolved (height, width)); auto: as
+    auto_input_size with the count unknown; null: the image raised to the backbone's minimum."""
     minimum = BACKBONES[backbone].min_size
     if size == "auto":
-        return max(image[0], AUTO_INPUT_MIN, minimum), max(image[1], AUTO_INPUT_MIN, minimum)
+        size = auto_input_size(image, None)
+    if isinstance(size, tuple | list):
+        return max(size[0], minimum), max(size[1], minimum)
     if size:
         return size, size
-    if min(image) >= minimum:
-        return image
-    target = (max(image[0], minimum), max(image[1], minimum))
-    print(f"warning: {image[0]}x{image[1]} px images are smaller than {backbone}'s minimum of {minimum} px; "
-          f"they are upsampled to {target[0]}x{target[1]} inside the model (set input_size for a larger size)",
-          file=sys.stderr)
-    return target
+    return max(image[0], minimum), max(image[1], minimum)
 
 
-def extractor(shape: tuple[int, int, int], backbone: str, weights: str | None, size: int | str | None, mode: str,
-              pooling: str) -> keras.Model:
+def extractor(shape: tuple[int, int, int], backbone: str, weights: str | None,
+              size: int | str | tuple[int, int] | None, mode: str, pooling: str) -> keras.Model:
     """[0, 1] image -> pooled backbone features (a vector), as one nested model named 'extractor'."""
     inputs = keras.Input(shape)
     x = inputs if shape[-1] == 3 else layers.Concatenate(name="grey_to_rgb")([inputs] * 3)
     target = input_size(shape[:2], backbone, size)
+    if size is None and target != tuple(shape[:2]):
+        print(f"warning: {shape[0]}x{shape[1]} px images are smaller than {backbone}'s minimum of "
+              f"{BACKBONES[backbone].min_size} px; they are upsampled to {target[0]}x{target[1]} inside the model "
+              "(set input_size for a larger size)", file=sys.stderr)
     if target != tuple(shape[:2]):
         x = layers.Resizing(*target, name="resize")(x)
     x = BackbonePreprocess(backbone, name="preprocess")(x)
@@ -240,7 +261,8 @@ def unfreeze_top(model: keras.Model, top_n: int) -> bool:
 
 @register("transfer", check=check_hyper)
 def transfer_model(input_shape: tuple, num_classes: int, *, backbone: str = "efficientnet_lite0",
-                   weights: str | None = "imagenet", mode: str = "frozen", input_size: int | str | None = None,
+                   weights: str | None = "imagenet", mode: str = "frozen",
+                   input_size: int | str | tuple[int, int] | None = None,
                    pooling: str = "avg", features: str | None = None, finetune_top_n: int = 20, head_epochs: int = 0,
                    finetune_lr_factor: float = 0.1, dense: list[int] = (256,), dropout: float = 0.2,
                    batch_norm: bool = False) -> keras.Model:

@@ -25,4 +25,7 @@ def train_entry(p: dict, name: str, model_dir: Path, live_dir: Path, seed: int |
         return [fit.Phase(*phase) for phase in transfer.phases(hyper, epochs)]
 
     inputs = features.inputs(cfg, hyper, paths.PREPARED)
+    images = sum(split["count"] for split in meta["splits"].values())  # input_size auto as the features stage chose
+    size = transfer.resolve_input_size(hyper["input_size"], tuple(meta["shape"][:2]), images)
+    cfg = {**cfg, "hyper": {**cfg["hyper"], "input_size": size}}
     return fit.train(cfg, paths.PREPARED, model_dir, live_dir, inputs, phases)
