@@ -178,6 +178,8 @@ def test_input_size_auto_sees_a_small_dataset_larger_and_train_builds_what_featu
     lite0_project.run("features")
     seen = json.loads(Path("reports/data/features.json").read_text())["auto"]
     assert (seen["input_height"], seen["input_width"]) == (96, 96)
+    # the set is keyed on the size it was extracted at: one extracted by an earlier auto rule is not reused
+    assert json.loads(Path("data/features/auto/meta.json").read_text())["key"]["input_size"] == [96, 96]
     train(lite0_project, "auto")
     model = keras.models.load_model("models/auto/model.keras")
     images, _ = load_split(Path("data/prepared"), "test")

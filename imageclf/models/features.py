@@ -84,21 +84,20 @@ def update(section: object, wanted: set[str], prepared: Path = paths.PREPARED, r
     timing = json.loads(report.read_text()) if report.is_file() else {}  # kept for sets that are up to date
     for name, hyper in listed.items():
         out = root / name
+        hyper = transfer.resolve_input_size(hyper, shape[:2], images)
         if matches(out, prepared_print, hyper):
             print(f"features {name}: up to date ({out})")
             continue
-        size = transfer.resolve_input_size(hyper["input_size"], shape[:2], images)
         try:
-            extractor = transfer.extractor(shape, hyper["backbone"], hyper["weights"], size, "frozen",
+            extractor = transfer.extractor(shape, hyper["backbone"], hyper["weights"], hyper["input_size"], "frozen",
                                            hyper["pooling"])
         except UserError as err:
             raise UserError(f"features.{name}: {err}") from None
         meta = extract(extractor, prepared, out, hyper, prepared_print)
-        seen = transfer.input_size(shape[:2], hyper["backbone"], size)
+        seen = transfer.input_size(shape[:2], hyper["backbone"], hyper["input_size"])
         timing[name] = {"images": sum(meta["splits"].values()), "seconds": meta["seconds"],
                         "images_per_s": meta["images_per_s"], "input_height": seen[0], "input_width": seen[1]}
-        print(f"features {name}: {timing[name]['images']} images at {seen[0]}x{seen[1]} px"
-              f"{' (input_size auto)' if hyper['input_size'] == 'auto' else ''} -> {meta['shape']} in "
+        print(f"features {name}: {timing[name]['images']} images at {seen[0]}x{seen[1]} px -> {meta['shape']} in "
               f"{meta['seconds']} s ({meta['images_per_s']} images/s)")
     timing = {n: t for n, t in timing.items() if n in listed}
     report.parent.mkdir(parents=True, exist_ok=True)

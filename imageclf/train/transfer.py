@@ -19,13 +19,13 @@ def train_entry(p: dict, name: str, model_dir: Path, live_dir: Path, seed: int |
     cfg["seed"] = cfg["seed"] if seed is None else seed
     meta = read_meta(paths.PREPARED)
     cfg = resolve_budget(cfg, meta["splits"]["train"]["count"], len(meta["classes"]))
-    hyper = config.hyperparameters(cfg)
+    images = sum(split["count"] for split in meta["splits"].values())  # input_size auto as the features stage chose
+    hyper = transfer.resolve_input_size(config.hyperparameters(cfg), tuple(meta["shape"][:2]), images)
+    if cfg["hyper"].get("input_size") == "auto":
+        cfg = {**cfg, "hyper": {**cfg["hyper"], "input_size": hyper["input_size"]}}
 
     def phases(epochs: int) -> list[fit.Phase]:
         return [fit.Phase(*phase) for phase in transfer.phases(hyper, epochs)]
 
     inputs = features.inputs(cfg, hyper, paths.PREPARED)
-    images = sum(split["count"] for split in meta["splits"].values())  # input_size auto as the features stage chose
-    size = transfer.resolve_input_size(hyper["input_size"], tuple(meta["shape"][:2]), images)
-    cfg = {**cfg, "hyper": {**cfg["hyper"], "input_size": size}}
     return fit.train(cfg, paths.PREPARED, model_dir, live_dir, inputs, phases)
