@@ -305,8 +305,11 @@ def param_counts(model: keras.Model) -> dict[str, int]:
     report then does not suggest it)."""
     trainable = int(sum(np.prod(w.shape) for w in model.trainable_weights))
     total = int(sum(np.prod(w.shape) for w in model.weights))
-    pooled = any(isinstance(layer, keras.layers.GlobalMaxPooling2D | keras.layers.GlobalAveragePooling2D)
-                 for layer in model.layers)
+    # the head's pooling is a layer of the model or of a model it nests (transfer: the extractor), not of a backbone
+    # nested deeper (whose squeeze-excite blocks pool too)
+    pooled = any(isinstance(inner, keras.layers.GlobalMaxPooling2D | keras.layers.GlobalAveragePooling2D)
+                 for layer in model.layers
+                 for inner in ([layer, *layer.layers] if isinstance(layer, keras.Model) else [layer]))
     return {"params_total": total, "params_trainable": trainable, "params_non_trainable": total - trainable,
             "global_pooling": int(pooled)}
 
