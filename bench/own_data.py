@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import subprocess
 import sys
@@ -29,6 +28,8 @@ from pathlib import Path
 import pandas as pd
 import yaml
 from datasets import DATASETS, Tree, build
+
+from imageclf.report.diagnostics import chance_level, chance_margin
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -86,10 +87,7 @@ def prepare_repo(name: str, data: dict, work: Path, rev: str, env: dict) -> Path
 
 
 def chance(repo: Path, split: str) -> float:
-    counts = {c: n for c, n in json.loads((repo / "reports/data/class_counts.json").read_text())[split].items()
-              if c != "total"}
-    total = sum(counts.values())
-    return max(max(counts.values()) / total, 1 / len(counts))
+    return chance_level(json.loads((repo / "reports/data/class_counts.json").read_text())[split])
 
 
 def collect(repo: Path, split: str) -> dict:
@@ -167,7 +165,7 @@ def fresh(name: str, repo: Path, work: Path, result: dict, env: dict) -> None:
         right = (table["class_1"] == table["path"].map(lambda p: Path(p).parent.name)).mean()
         n = len(table)
         row["fresh"] = {"images": n, "accuracy": round(float(right), 4),
-                        "at_chance": bool(right <= chance + 1.96 * math.sqrt(chance * (1 - chance) / n))}
+                        "at_chance": bool(right <= chance + chance_margin(chance, n))}
 
 
 def tuned(name: str, repo: Path, split: str, env: dict) -> list[dict]:

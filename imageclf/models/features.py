@@ -75,7 +75,6 @@ def update(section: object, wanted: set[str], prepared: Path = paths.PREPARED, r
     listed = {name: hyper for name, hyper in defined.items() if name in wanted}
     prepared_meta = read_meta(prepared)
     shape = tuple(prepared_meta["shape"])
-    images = sum(split["count"] for split in prepared_meta["splits"].values())
     prepared_print = fingerprint(prepared)
     root.mkdir(parents=True, exist_ok=True)
     for stale in root.iterdir():
@@ -84,7 +83,7 @@ def update(section: object, wanted: set[str], prepared: Path = paths.PREPARED, r
     timing = json.loads(report.read_text()) if report.is_file() else {}  # kept for sets that are up to date
     for name, hyper in listed.items():
         out = root / name
-        hyper = transfer.resolve_input_size(hyper, shape[:2], images)
+        hyper = transfer.resolve_input_size(hyper, prepared_meta)
         if matches(out, prepared_print, hyper):
             print(f"features {name}: up to date ({out})")
             continue

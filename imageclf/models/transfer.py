@@ -201,13 +201,14 @@ def auto_input_size(image: tuple[int, int], images: int | None) -> tuple[int, in
     return max(image[0], side), max(image[1], side)
 
 
-def resolve_input_size(hyper: dict, image: tuple[int, int], images: int) -> dict:
+def resolve_input_size(hyper: dict, prepared_meta: dict) -> dict:
     """The hyperparameters as the features and train stages build with and key a feature set on: input_size auto
-    decided from the prepared images' size and count as [height, width] (both stages read the same prepared cache, so
-    they agree; a set extracted at another size is not reused)."""
+    decided from the prepared images' size and count (their meta.json) as [height, width] (both stages read the same
+    prepared cache, so they agree; a set extracted at another size is not reused)."""
     if hyper["input_size"] != "auto":
         return hyper
-    return {**hyper, "input_size": list(auto_input_size(image, images))}
+    images = sum(split["count"] for split in prepared_meta["splits"].values())
+    return {**hyper, "input_size": list(auto_input_size(tuple(prepared_meta["shape"][:2]), images))}
 
 
 def input_size(image: tuple[int, int], backbone: str, size: int | str | tuple[int, int] | None) -> tuple[int, int]:

@@ -30,6 +30,11 @@ def chance_level(counts: dict[str, int]) -> float:
     return max(max(per_class.values()) / total, 1 / len(per_class)) if total else 0.0
 
 
+def chance_margin(chance: float, n: int) -> float:
+    """The 95% binomial margin of chance on n images: an accuracy up to chance + margin is 'at chance'."""
+    return Z95 * math.sqrt(chance * (1 - chance) / n)
+
+
 def diagnose(trained: dict, scored: dict, curves: dict[str, pd.DataFrame], split: str,
              counts: dict[str, dict]) -> list[Finding]:
     """Findings for one model: `trained` its train metrics, `scored` its evaluate metrics, `curves` its per-epoch
@@ -39,7 +44,7 @@ def diagnose(trained: dict, scored: dict, curves: dict[str, pd.DataFrame], split
     chance = chance_level(counts[split])
     if detail.get("samples"):
         n, accuracy = detail["samples"], detail["accuracy"]
-        margin = Z95 * math.sqrt(chance * (1 - chance) / n)
+        margin = chance_margin(chance, n)
         low, high = detail.get("accuracy_ci95_low"), detail.get("accuracy_ci95_high")
         wide = low is not None and high - low > WIDE_INTERVAL
         if accuracy <= chance + margin:

@@ -19,8 +19,7 @@ def train_entry(p: dict, name: str, model_dir: Path, live_dir: Path, seed: int |
     cfg["seed"] = cfg["seed"] if seed is None else seed
     meta = read_meta(paths.PREPARED)
     cfg = resolve_budget(cfg, meta["splits"]["train"]["count"], len(meta["classes"]))
-    images = sum(split["count"] for split in meta["splits"].values())  # input_size auto as the features stage chose
-    hyper = transfer.resolve_input_size(config.hyperparameters(cfg), tuple(meta["shape"][:2]), images)
+    hyper = transfer.resolve_input_size(config.hyperparameters(cfg), meta)  # auto as the features stage chose
     if cfg["hyper"].get("input_size") == "auto":
         cfg = {**cfg, "hyper": {**cfg["hyper"], "input_size": hyper["input_size"]}}
 
