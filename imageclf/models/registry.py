@@ -47,7 +47,7 @@ HYPERPARAMETERS: dict[str, Field] = {
                         check=lambda v: None if v == "auto" or (isinstance(v, int) and v >= 1)
                         else f"must be auto, null or an integer >= 1, got {v!r}",
                         doc="side the backbone sees (null: the image, raised to the backbone's minimum; auto: the "
-                            "image, at least 48 px, up to 96 px for fewer images)"),
+                            "image, at least 48 px, up to 224 px for fewer images)"),
     "pooling": Field((str,), choices=POOLINGS,
                      doc="feature map to vector: flatten (where each feature is stays), avg or max over the whole "
                          "map (a feature counts wherever it is: objects anywhere in the picture), avgpool4 (4x4 "
