@@ -102,6 +102,11 @@ def elpv_table(files: list[Path]) -> str:
     return "\n".join(lines)
 
 
+def best_tuned(run: dict) -> dict | None:
+    """The hand-tuned variant of an own-data run with the best accuracy (failed variants have none), or None."""
+    return max((t for t in run.get("tuned", []) if "accuracy" in t), key=lambda t: t["accuracy"], default=None)
+
+
 def own_data_table(files: list[Path]) -> str:
     """bench/own_data.py's runs: per dataset the resolved size and each default model's accuracy with its interval
     (* where the interval reaches chance), the best default, the hand-tuned best and the run time."""
@@ -119,9 +124,8 @@ def own_data_table(files: list[Path]) -> str:
             flagged = "at chance" in r["diagnostics"] if r else False  # the report's test, as the bench reads it
             low, high = (float(x) * 100 for x in r["ci95"].strip("[]").split(",")) if r else (0, 0)
             cells.append("-" if r is None else f"{r['accuracy']:.1%}{'*' if flagged else ''} [{low:.0f}, {high:.0f}]")
-        tuned = max(run.get("tuned", []), key=lambda t: t.get("accuracy", 0), default=None)
-        best = "-" if not tuned or "accuracy" not in tuned else f"{tuned['accuracy']:.1%} ({tuned['model']}: " \
-            f"`{tuned['params']}`)"
+        tuned = best_tuned(run)
+        best = "-" if tuned is None else f"{tuned['accuracy']:.1%} ({tuned['model']}: `{tuned['params']}`)"
         lines.append(f"| {run['dataset']} | {size['height']}x{size['width']}x{size['channels']}, batch "
                      f"{budget.get('batch_size')} x{budget.get('passes_per_epoch', 1)}, augment "
                      f"{budget.get('augment', 0)} | {run['chance']:.1%} | {' | '.join(cells)} | {best} | "
@@ -167,12 +171,12 @@ def own_data_targets_table(files: list[Path], margin: float = 0.03) -> str:
         if "models" not in run or "(" in run["dataset"]:
             continue
         models = run["models"]
-        on_test = [m for m, r in models.items() if "at chance" in r["diagnostics"]]
+        on_test = [m for m, r in models.items() if r["at_chance"]]
         fresh = {m: r["fresh"] for m, r in models.items() if "accuracy" in r.get("fresh", {})}
         on_fresh = [m for m, f in fresh.items() if f["at_chance"]] if fresh else None
         at_chance = on_fresh if fresh else on_test
         best = max(models, key=lambda m: models[m]["accuracy"])
-        tuned = max((t for t in run.get("tuned", []) if "accuracy" in t), key=lambda t: t["accuracy"], default=None)
+        tuned = best_tuned(run)
         gap = None if tuned is None else tuned["accuracy"] - models[best]["accuracy"]
         met = not at_chance and gap is not None and gap <= margin
         tuned_cell = "-" if tuned is None else f"{tuned['accuracy']:.1%} ({tuned['model']})"
