@@ -7,12 +7,13 @@ this repository at --rev into a work folder, sets params.yaml's `data:` keys and
 `dvc repro` (every stage, export included). It then reads what the pipeline wrote: each default model's accuracy on
 the evaluate split with its 95% interval, whether the report flags it at chance (the larger of 1/classes and the
 majority-class share, within a 95% binomial margin), the resolved image size, colour and training budgets, the
-report's diagnostics, and the run time; writes bench/results/own_data_<name>.json and prints one table. On a generated
-tree each model also classifies FRESH_PER_CLASS images a class drawn after the tree's own (`python -m
-imageclf.cli.predict`, as a user would): the test split of a 100-image tree holds 9 images, too few to tell a model
-at chance from one that learned a little; the fresh images can.
+report's diagnostics, and the run time; writes bench/results/own_data_<name>.json and prints one table. Each model
+also classifies FRESH_PER_CLASS fresh images a class (`python -m imageclf.cli.predict`, as a user would): on a
+generated tree, images drawn after the tree's own; on a Fashion-MNIST subset, official test images that none of the
+subset's splits holds. The test split of a 100-image tree holds 9 images, that of fmnist_500 80: too few to tell a
+model at chance from one that learned a little, or two models 3 points apart; the fresh images can.
 ci/doc_tables.py renders the docs table from those files. --tuned also runs, per dataset, the hand-tuned params
-recorded in TUNED (dvc exp run -S ...).
+recorded in TUNED (dvc exp run -S ...), each scored on the same fresh images.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import os
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import pandas as pd
@@ -121,6 +123,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench/results")
     parser.add_argument("--tuned", action="store_true", help="also run the hand-tuned params of TUNED")
     args = parser.parse_args()
+    args.work = args.work.resolve()  # predict runs inside each clone
     rev = subprocess.run(["git", "rev-parse", "--short", args.rev], cwd=ROOT, capture_output=True, text=True,
                          check=True).stdout.strip()
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1"}
@@ -139,39 +142,65 @@ def main() -> None:
             split = yaml.safe_load((repo / "params.yaml").read_text())["evaluate"]["split"]
             result = {"dataset": name, "what": what, "rev": rev, "data": data, "split": split,
                       "seconds": seconds, **collect(repo, split)}
-            if isinstance(DATASETS.get(name, (None, None))[1], Tree):
-                fresh(name, repo, args.work, result, env)
+            images = fresh_images(name, repo, args.work)
+            if images:
+                score_fresh(images, repo, args.work, result["models"], env)
             if args.tuned:
-                result["tuned"] = tuned(name, repo, split, env)
+                result["tuned"] = tuned(name, repo, split, images, args.work, env)
         (args.out / f"own_data_{name}.json").write_text(json.dumps(result, indent=1) + "\n")
         print(summary(result), flush=True)
 
 
-def fresh(name: str, repo: Path, work: Path, result: dict, env: dict) -> None:
-    """Each model's accuracy on FRESH_PER_CLASS new images a class (balanced: chance is 1/classes), with whether it is
-    within the 95% binomial margin of chance, into result['models'][model]['fresh']."""
-    tree: Tree = DATASETS[name][1]
+def fresh_images(name: str, repo: Path, work: Path) -> Path | None:
+    """A folder of FRESH_PER_CLASS images a class that the run never saw, with truth.csv (path relative to the
+    folder, class_name), or None where the dataset has none (digits and elpv use every image they have)."""
     folder = work / "fresh" / name
-    if not (folder / "complete").exists():
+    if (folder / "truth.csv").exists():
+        return folder
+    tree = DATASETS.get(name, (None, None))[1]
+    if isinstance(tree, Tree):
         tree.fresh(folder, FRESH_PER_CLASS)
-        (folder / "complete").touch()
-    chance = 1 / tree.classes
-    for model, row in result["models"].items():
-        out = work / f"fresh_{name}_{model}.csv"
+        truth = pd.DataFrame({"path": [str(p.relative_to(folder)) for p in sorted(folder.rglob("*.*"))]})
+        truth["class_name"] = truth["path"].map(lambda p: Path(p).parent.name)
+    elif OTHER.get(name, ("", {}))[1].get("source") == "fashion-mnist":
+        used = pd.concat([pd.read_csv(repo / f"data/split/{split}.csv", usecols=["path"])
+                          for split in ("train", "val", "test")])
+        manifest = pd.read_csv(repo / "data/raw/manifest.csv", usecols=["path", "class_name", "official_split"])
+        held_out = manifest[(manifest["official_split"] == "test") & ~manifest["path"].isin(used["path"])]
+        truth = held_out.sort_values("path").groupby("class_name").head(FRESH_PER_CLASS)[["path", "class_name"]]
+        with zipfile.ZipFile(repo / "data/raw/images.zip") as archive:
+            for path in truth["path"]:
+                (folder / path).parent.mkdir(parents=True, exist_ok=True)
+                (folder / path).write_bytes(archive.read(path))
+    else:
+        return None
+    truth.to_csv(folder / "truth.csv", index=False)
+    return folder
+
+
+def score_fresh(folder: Path, repo: Path, work: Path, models: dict, env: dict) -> None:
+    """Each model of the workspace classifies the fresh images: its accuracy, and whether it is within the 95%
+    binomial margin of chance (the fresh images are balanced), into models[model]['fresh']."""
+    truth = pd.read_csv(folder / "truth.csv")
+    label = truth.set_index("path")["class_name"].to_dict()
+    chance = chance_level(truth["class_name"].value_counts().to_dict())
+    for model, row in models.items():
+        out = work / f"fresh_{folder.name}_{model}.csv"
         done = run([sys.executable, "-m", "imageclf.cli.predict", str(folder), "--model", model, "--top-k", "1",
                     "--out", str(out)], repo, env)
         if done.returncode != 0:
             row["fresh"] = {"failed": done.stderr.strip().splitlines()[-1:]}
             continue
         table = pd.read_csv(out)
-        right = (table["class_1"] == table["path"].map(lambda p: Path(p).parent.name)).mean()
+        right = (table["class_1"] == table["path"].map(lambda p: label[str(Path(p).relative_to(folder))])).mean()
         n = len(table)
         row["fresh"] = {"images": n, "accuracy": round(float(right), 4),
                         "at_chance": bool(right <= chance + chance_margin(chance, n))}
 
 
-def tuned(name: str, repo: Path, split: str, env: dict) -> list[dict]:
-    """Each hand-tuned variant of TUNED[name] as a dvc experiment: its best model's accuracy, and every model's."""
+def tuned(name: str, repo: Path, split: str, fresh: Path | None, work: Path, env: dict) -> list[dict]:
+    """Each hand-tuned variant of TUNED[name] as a dvc experiment: its best model's accuracy, and every model's (with
+    its score on the fresh images where the dataset has them)."""
     out = []
     for overrides in TUNED.get(name, []):
         cmd = [sys.executable, "-m", "dvc", "exp", "run", *[a for o in overrides.split() for a in ("-S", o)]]
@@ -180,10 +209,13 @@ def tuned(name: str, repo: Path, split: str, env: dict) -> list[dict]:
             out.append({"params": overrides, "failed": done.stderr.strip().splitlines()[-1:]})
             continue
         models = collect(repo, split)["models"]
+        if fresh:
+            score_fresh(fresh, repo, work, models, env)
         best = max(models, key=lambda m: models[m]["accuracy"])
         out.append({"params": overrides, "model": best, "accuracy": models[best]["accuracy"],
                     "ci95": models[best]["ci95"],
-                    "models": {m: {k: r[k] for k in ("accuracy", "ci95", "at_chance")} for m, r in models.items()}})
+                    "models": {m: {k: r[k] for k in ("accuracy", "ci95", "at_chance", "fresh") if k in r}
+                               for m, r in models.items()}})
     return out
 
 
