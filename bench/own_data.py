@@ -167,7 +167,10 @@ def fresh_images(name: str, repo: Path, work: Path) -> Path | None:
                           for split in ("train", "val", "test")])
         manifest = pd.read_csv(repo / "data/raw/manifest.csv", usecols=["path", "class_name", "official_split"])
         held_out = manifest[(manifest["official_split"] == "test") & ~manifest["path"].isin(used["path"])]
-        truth = held_out.sort_values("path").groupby("class_name").head(FRESH_PER_CLASS)[["path", "class_name"]]
+        # drawn at random: the official test set's first images a class are a little easier (the default run's cnn_bn
+        # 94.1% on the first 100 a class, 93.2% on the rest; Lite0 90.9% and 87.8%)
+        truth = (held_out.groupby("class_name").sample(FRESH_PER_CLASS, random_state=0)
+                 .sort_values("path")[["path", "class_name"]])
         with zipfile.ZipFile(repo / "data/raw/images.zip") as archive:
             for path in truth["path"]:
                 (folder / path).parent.mkdir(parents=True, exist_ok=True)
