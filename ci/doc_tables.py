@@ -173,14 +173,14 @@ def own_data_targets_table(files: list[Path], margin: float = 0.03) -> str:
             continue
         models = run["models"]
         on_test = [m for m, r in models.items() if r["at_chance"]]
-        fresh = {m: r["fresh"]["accuracy"] for m, r in models.items() if "accuracy" in r.get("fresh", {})}
-        on_fresh = [m for m, r in models.items() if m in fresh and r["fresh"]["at_chance"]] if fresh else None
+        fresh = {m: r["fresh"] for m, r in models.items() if "accuracy" in r.get("fresh", {})}
+        on_fresh = [m for m, f in fresh.items() if f["at_chance"]] if fresh else None
         tuned_fresh = {(t["params"], m): r["fresh"]["accuracy"] for t in run.get("tuned", []) if "models" in t
                        for m, r in t["models"].items() if "accuracy" in r.get("fresh", {})}
         if fresh and tuned_fresh:
-            judge = f"fresh images ({next(iter(models.values()))['fresh']['images']:,})"
-            best = max(fresh, key=fresh.get)
-            default_acc = fresh[best]
+            judge = f"fresh images ({next(iter(fresh.values()))['images']:,})"
+            best = max(fresh, key=lambda m: fresh[m]["accuracy"])
+            default_acc = fresh[best]["accuracy"]
             tuned_model = max(tuned_fresh, key=tuned_fresh.get)
             tuned = {"model": tuned_model[1], "accuracy": tuned_fresh[tuned_model]}
         else:
