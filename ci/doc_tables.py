@@ -107,6 +107,14 @@ def best_tuned(run: dict) -> dict | None:
     return max((t for t in run.get("tuned", []) if "accuracy" in t), key=lambda t: t["accuracy"], default=None)
 
 
+def best_tuned_on_fresh(run: dict) -> dict | None:
+    """The model of any hand-tuned variant with the best accuracy on the fresh images, as {model, accuracy}, or None
+    where no variant was scored on them."""
+    scored = [{"model": m, "accuracy": r["fresh"]["accuracy"]} for t in run.get("tuned", [])
+              for m, r in t.get("models", {}).items() if "accuracy" in r.get("fresh", {})]
+    return max(scored, key=lambda s: s["accuracy"], default=None)
+
+
 def own_data_table(files: list[Path]) -> str:
     """bench/own_data.py's runs: per dataset the resolved size and each default model's accuracy with its interval
     (* where the interval reaches chance), the best default, the hand-tuned best and the run time."""
@@ -175,14 +183,11 @@ def own_data_targets_table(files: list[Path], margin: float = 0.03) -> str:
         on_test = [m for m, r in models.items() if r["at_chance"]]
         fresh = {m: r["fresh"] for m, r in models.items() if "accuracy" in r.get("fresh", {})}
         on_fresh = [m for m, f in fresh.items() if f["at_chance"]] if fresh else None
-        tuned_fresh = {(t["params"], m): r["fresh"]["accuracy"] for t in run.get("tuned", []) if "models" in t
-                       for m, r in t["models"].items() if "accuracy" in r.get("fresh", {})}
-        if fresh and tuned_fresh:
+        tuned = best_tuned_on_fresh(run)
+        if fresh and tuned:
             judge = f"fresh images ({next(iter(fresh.values()))['images']:,})"
             best = max(fresh, key=lambda m: fresh[m]["accuracy"])
             default_acc = fresh[best]["accuracy"]
-            tuned_model = max(tuned_fresh, key=tuned_fresh.get)
-            tuned = {"model": tuned_model[1], "accuracy": tuned_fresh[tuned_model]}
         else:
             judge = "test split"
             best = max(models, key=lambda m: models[m]["accuracy"])
