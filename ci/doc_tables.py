@@ -10,7 +10,7 @@ elpv: bench/results/elpv_*.json (bench/elpv_transfer.py); own_data, own_data_tun
 own_data_targets: bench/results/own_data_*.json (bench/own_data.py);
 scale: bench/results/scale.json (bench/scale.py); scale_alone: bench/results/scale_alone.json (bench/scale.py
 --alone); storage: bench/results/storage.json (bench/storage.py); recipes:
-bench/results/recipes.json (bench/recipes.py).
+bench/results/recipes.json and recipes_full.json (bench/recipes.py).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ PAGES = {"README.md": ("results",), "docs/training.md": ("train_keys", "families
          "docs/export.md": ("export",),
          "docs/benchmarks.md": ("elpv", "own_data", "own_data_tuned", "own_data_fresh", "own_data_targets",
                                 "scale", "scale_alone",
-                                "storage", "recipes")}
+                                "storage", "recipes", "recipes_full")}
 
 
 def blocks() -> dict[str, str]:
@@ -48,7 +48,8 @@ def blocks() -> dict[str, str]:
             "scale": scale_table(json.loads((ROOT / "bench/results/scale.json").read_text())),
             "scale_alone": scale_table(json.loads((ROOT / "bench/results/scale_alone.json").read_text())),
             "storage": storage_table(json.loads((ROOT / "bench/results/storage.json").read_text())),
-            "recipes": recipes_table(json.loads((ROOT / "bench/results/recipes.json").read_text()))}
+            "recipes": recipes_table(json.loads((ROOT / "bench/results/recipes.json").read_text())),
+            "recipes_full": recipes_table(json.loads((ROOT / "bench/results/recipes_full.json").read_text()))}
 
 
 def keys_table(fields: dict, defaults: dict) -> str:
@@ -230,9 +231,10 @@ def recipes_table(result: dict) -> str:
     """One row per training-recipe variant: test accuracy with its interval and the gain over the baseline, best
     epoch, seconds per epoch and its ratio to the baseline's."""
     base = result["variants"]["baseline"]
-    lines = [f"`{result['model']}` on {result['train_images']:,} Fashion-MNIST training images "
-             f"(data.max_per_class {result['max_per_class']}), {base['test_images']:,} test images, one seed, at "
-             f"{result['rev']}:", "",
+    subset = (f"data.max_per_class {result['max_per_class']}" if result["max_per_class"]
+              else "all of them: the default run's data")
+    lines = [f"`{result['model']}` on {result['train_images']:,} Fashion-MNIST training images ({subset}), "
+             f"{base['test_images']:,} test images, one seed, at {result['rev']}:", "",
              "| variant | test accuracy | vs baseline | best epoch / run | s per epoch (x baseline) |",
              "|---|---|---|---|---|"]
     for name, row in result["variants"].items():
