@@ -36,7 +36,8 @@ VARIANTS = {"baseline": {}, "label_smoothing 0.1": {"label_smoothing": 0.1}, "em
 
 
 def prepare(work: Path, max_per_class: int) -> Path:
-    """A scratch project with the Fashion-MNIST subset prepared; its params."""
+    """A scratch project with the Fashion-MNIST subset prepared (again when its params differ from the last run's: a
+    work folder reused with another --max-per-class); the prepared folder."""
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["data"]["max_per_class"] = max_per_class or None
     work.mkdir(parents=True, exist_ok=True)
